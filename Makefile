@@ -1,0 +1,75 @@
+# The project's verbs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell scripts/find_python.sh)
+VENV := .venv
+BIN := $(VENV)/bin
+REQ_HASH := $(shell cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(REQ_HASH)
+MODEL_FILE := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
+RASA_PORT ?= 5005
+ACTIONS_PORT ?= 5055
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: help install setup train retrain validate actions stop shell run test test-unit test-stories test-e2e clean
+
+help: ## List the verbs
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	@test -n "$(PYTHON)" || { echo "error: no Python 3.10 found" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==24.2
+	$(BIN)/pip install --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(BIN)/pip check
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP) ## Create .venv with Python 3.10 and install the pinned dependencies
+
+$(MODEL_FILE):
+	$(BIN)/python scripts/fetch_model.py --dest $(dir $(MODEL_FILE))
+
+setup: install $(MODEL_FILE) ## install + the default offline response model into .cache/
+
+train: setup ## Train the Rasa model if config.yml, domain.yml or data/ changed
+	$(BIN)/python scripts/gen_data.py --check
+	scripts/train_if_needed.sh
+
+retrain: setup ## Train the Rasa model unconditionally
+	scripts/train_if_needed.sh --force
+
+validate: setup ## Check the training data: rasa data validate + the project's data checks
+	$(BIN)/pytest -q tests/test_data_files.py
+
+actions: setup ## Start the action server in the background (port ACTIONS_PORT)
+	ACTIONS_PORT=$(ACTIONS_PORT) scripts/action_server.sh start
+
+stop: ## Stop the background action server
+	ACTIONS_PORT=$(ACTIONS_PORT) scripts/action_server.sh stop
+
+shell: train actions ## Talk to the assistant in the terminal (rasa shell)
+	$(BIN)/rasa shell --endpoints endpoints.yml -m models/assistant.tar.gz
+
+run: train actions ## Serve the REST channel and HTTP API on 127.0.0.1:RASA_PORT
+	$(BIN)/rasa run --enable-api -i 127.0.0.1 -p $(RASA_PORT) --endpoints endpoints.yml \
+		--credentials credentials.yml -m models/assistant.tar.gz
+
+test-stories: train ## rasa test on tests/test_stories.yml, failing on any prediction error
+	$(BIN)/rasa test core --stories tests/test_stories.yml -m models/assistant.tar.gz \
+		--fail-on-prediction-errors --out results/stories --no-plot
+
+test-unit: setup ## Unit tests only (no trained model needed)
+	$(BIN)/pytest -m "not e2e"
+
+test-e2e: train ## End-to-end tests against real rasa and action server processes
+	$(BIN)/pytest -m e2e
+
+test: train test-stories ## Everything: data checks, story tests, unit and end-to-end tests
+	$(BIN)/pytest
+
+clean: stop ## Remove trained models, results and runtime files (keeps .venv and .cache)
+	rm -rf models results var .pytest_cache

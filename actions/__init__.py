@@ -1,0 +1,6 @@
+"""Custom actions for the assistant, served by ``rasa run actions --actions actions``.
+
+The package is imported by the rasa-sdk action server, which registers every
+``Action`` subclass it finds in the submodules. Importing it does no work: the
+store opens its database on first use.
+"""
