@@ -136,7 +136,7 @@ class ActionExplainConcept(Action):
             dispatcher.utter_message(response="utter_unknown_concept", terms=terms)
         else:
             dispatcher.utter_message(
-                response="utter_concept", text=entry.text, source="; ".join(entry.sources)
+                response="utter_concept", summary=entry.text, source="; ".join(entry.sources)
             )
         return reset_slots("concept")
 
@@ -184,6 +184,8 @@ class ValidateQuizForm(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> Dict[Text, Any]:
+        if slot_value is None:  # cleared by action_start_quiz, not an answer
+            return {"quiz_answer": None}
         questions = knowledge.quiz_questions()
         total = min(QUESTIONS_PER_QUIZ, len(questions))
         index = int(tracker.get_slot("quiz_index") or 0)

@@ -46,6 +46,7 @@ class _CuratedInfoAction(Action, ABC):
     slot: str
     found_response: str
     unknown_response: str
+    ask_response: str
 
     @abstractmethod
     def name(self) -> Text:
@@ -55,6 +56,9 @@ class _CuratedInfoAction(Action, ABC):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         term = slot_or_entity(tracker, self.slot)
+        if not term:
+            dispatcher.utter_message(response=self.ask_response)
+            return []
         entry = knowledge.lookup(self.file_name, term)
         if entry is None:
             logger.debug("No curated %s entry for %r.", self.slot, term)
@@ -64,7 +68,7 @@ class _CuratedInfoAction(Action, ABC):
             )
         else:
             dispatcher.utter_message(
-                response=self.found_response, text=entry.text, sources="; ".join(entry.sources)
+                response=self.found_response, summary=entry.text, sources="; ".join(entry.sources)
             )
         dispatcher.utter_message(response="utter_medical_disclaimer")
         return reset_slots(self.slot)
@@ -77,6 +81,7 @@ class ActionSymptomInfo(_CuratedInfoAction):
     slot = "symptom"
     found_response = "utter_symptom_info"
     unknown_response = "utter_unknown_symptom"
+    ask_response = "utter_ask_symptom"
 
     def name(self) -> Text:
         return "action_symptom_info"
@@ -89,6 +94,7 @@ class ActionMedicationInfo(_CuratedInfoAction):
     slot = "medication"
     found_response = "utter_medication_info"
     unknown_response = "utter_unknown_medication"
+    ask_response = "utter_ask_medication"
 
     def name(self) -> Text:
         return "action_medication_info"

@@ -135,7 +135,7 @@ async def test_explain_a_known_concept_with_its_source(store, domain, concept):
     assert events == [SlotSet("concept", None)]
     [message] = dispatcher.messages
     assert message["response"] == "utter_concept"
-    assert message["text"] and message["source"]
+    assert message["summary"] and message["source"]
 
 
 async def test_explain_an_unknown_concept_lists_what_is_known(store, domain):
@@ -178,3 +178,15 @@ async def test_quiz_loop_keeps_score_in_slots(store, domain):
         ("utter_quiz_result", 2, 3)
     ]
     assert events == [SlotSet("quiz_answer", None), SlotSet("quiz_index", 0.0)]
+
+
+async def test_quiz_reset_on_activation_is_not_marked_as_an_answer(store, domain):
+    """action_start_quiz clears quiz_answer in the same turn the form validates."""
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker(
+        "quiz me", "start_quiz", active_loop="quiz_form",
+        slots={"quiz_index": 0.0, "quiz_score": 0.0}, slot_events={"quiz_answer": None},
+    )
+    events = await ValidateQuizForm().run(dispatcher, tracker, domain)
+    assert dispatcher.messages == []
+    assert events == [SlotSet("quiz_answer", None)]

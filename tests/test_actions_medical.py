@@ -27,13 +27,20 @@ async def test_symptom_info_has_sources_and_a_disclaimer(store, domain):
     events = await ActionSymptomInfo().run(dispatcher, tracker, domain)
     assert events == [SlotSet("symptom", None)]
     assert [m["response"] for m in dispatcher.messages] == ["utter_symptom_info", "utter_medical_disclaimer"]
-    assert "tension-type" in dispatcher.messages[0]["text"]
+    assert "tension-type" in dispatcher.messages[0]["summary"]
     assert "NHS" in dispatcher.messages[0]["sources"]
+
+
+async def test_symptom_info_without_a_symptom_asks_for_one(store, domain):
+    dispatcher = CollectingDispatcher()
+    events = await ActionSymptomInfo().run(dispatcher, make_tracker("a symptom", "symptom_info"), domain)
+    assert events == []
+    assert [m["response"] for m in dispatcher.messages] == ["utter_ask_symptom"]
 
 
 async def test_unknown_symptom_still_gets_the_disclaimer(store, domain):
     dispatcher = CollectingDispatcher()
-    tracker = make_tracker("my elbow glows", "symptom_info")
+    tracker = make_tracker("my elbow glows", "symptom_info", slots={"symptom": "glowing elbow"})
     await ActionSymptomInfo().run(dispatcher, tracker, domain)
     assert [m["response"] for m in dispatcher.messages] == ["utter_unknown_symptom", "utter_medical_disclaimer"]
     assert "headache" in dispatcher.messages[0]["terms"]
@@ -45,7 +52,7 @@ async def test_medication_info_never_contains_a_dose(store, domain):
     events = await ActionMedicationInfo().run(dispatcher, tracker, domain)
     assert events == [SlotSet("medication", None)]
     assert [m["response"] for m in dispatcher.messages] == ["utter_medication_info", "utter_medical_disclaimer"]
-    text = dispatcher.messages[0]["text"]
+    text = dispatcher.messages[0]["summary"]
     assert text.startswith("Paracetamol")
     assert " mg" not in text and "tablet" not in text
 
