@@ -40,7 +40,11 @@ INTERRUPTIONS = {
     "account_help": "utter_account_help",
     "study_tips": "utter_study_tips",
     "out_of_scope": "utter_out_of_scope",
-    "nlu_fallback": "utter_llm_placeholder",
+    "nlu_fallback": "utter_default",
+    "guardrail_injection": "utter_guardrail_injection",
+    "guardrail_harmful": "utter_guardrail_harmful",
+    "guardrail_medical_advice": "utter_guardrail_medical_advice",
+    "guardrail_out_of_scope": "utter_guardrail_out_of_scope",
 }
 # Intents that end the form: {intent: actions run before the form is left}.
 EXITS = {

@@ -1,0 +1,82 @@
+"""A rail made of named groups of regular expressions: the first match fires it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Pattern, Tuple
+
+import yaml
+from rasa.shared.exceptions import InvalidConfigException
+
+from components.guardrails.verdict import Verdict, clean
+
+LISTS_DIR = Path(__file__).resolve().parent / "lists"
+
+
+def load_groups(rail: str) -> Dict[str, List[str]]:
+    """The default pattern groups of a rail, from ``lists/<rail>.yml``."""
+    return yaml.safe_load((LISTS_DIR / f"{rail}.yml").read_text("utf-8"))
+
+
+class PatternRail:
+    """Fires when any pattern of any group matches (case-insensitive).
+
+    Args:
+        name: the rail's name, used in verdicts and config.
+        groups: ``{category: [regex, ...]}``.
+        allow: regexes that, when they match the text, keep the rail quiet
+            (near-misses such as "kill a Python process").
+    """
+
+    def __init__(
+        self, name: str, groups: Dict[str, List[str]], allow: Optional[List[str]] = None
+    ) -> None:
+        self.name = name
+        self._groups = _compile(name, groups)
+        self._allow = [p for _, ps in _compile(name, {"allow": allow or []}) for p in ps]
+
+    def check(self, text: str) -> Verdict:
+        """Returns a fired verdict naming the category and the matched words."""
+        if any(p.search(text) for p in self._allow):
+            masked = text
+            for pattern in self._allow:
+                masked = pattern.sub(" ", masked)
+        else:
+            masked = text
+        for category, patterns in self._groups:
+            for pattern in patterns:
+                match = pattern.search(masked)
+                if match:
+                    return Verdict(
+                        rail=self.name,
+                        triggered=True,
+                        reason=f"{category}: '{match.group(0).strip()[:60]}'",
+                        category=category,
+                    )
+        return clean(self.name)
+
+
+def _compile(name: str, groups: Any) -> List[Tuple[str, List[Pattern]]]:
+    if not isinstance(groups, dict):
+        raise InvalidConfigException(
+            f"Rail '{name}': patterns must be a mapping of category -> list of regular "
+            f"expressions, got {type(groups).__name__}."
+        )
+    compiled = []
+    for category, patterns in groups.items():
+        if not isinstance(patterns, list):
+            raise InvalidConfigException(
+                f"Rail '{name}': patterns of '{category}' must be a list, got {patterns!r}."
+            )
+        group = []
+        for pattern in patterns:
+            try:
+                group.append(re.compile(str(pattern), re.IGNORECASE))
+            except re.error as error:
+                raise InvalidConfigException(
+                    f"Rail '{name}': pattern {pattern!r} of '{category}' is not a valid "
+                    f"regular expression ({error}); fix or remove it."
+                ) from error
+        compiled.append((str(category), group))
+    return compiled

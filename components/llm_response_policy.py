@@ -1,0 +1,204 @@
+"""The policy that hands open-ended turns to the language model.
+
+``LLMResponsePolicy`` never generates text itself: Rasa runs policies inside
+the server's event loop, so seconds of generation there would stall every
+conversation. It only decides *that* the LLM takes the turn, by predicting the
+delivering action (``action_llm_response`` by default), which runs in the
+action server and generates off its event loop. Its reply is an ordinary bot
+message, so channels, the tracker and tests see nothing special.
+
+It predicts the action when the latest user intent is one of
+``trigger_intents`` and no form is active, and ``action_listen`` right after
+the action. Turns that no rule or story covers reach the same action through
+``RulePolicy``'s ``core_fallback_action_name``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa.core.policies.policy import Policy, PolicyPrediction
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.generator import TrackerWithCachedStates
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import InvalidConfigException
+
+from components.generation import GenerationSettings
+from components.guardrails import OUTPUT_RAILS
+
+logger = logging.getLogger(__name__)
+
+PRIORITY_KEY = "priority"
+TRIGGER_INTENTS_KEY = "trigger_intents"
+ACTION_KEY = "action"
+GENERATION_KEY = "generation"
+OUTPUT_RAILS_KEY = "output_rails"
+ON_OUTPUT_KEY = "on_output"
+TRACE_SLOT_KEY = "trace_slot"
+PERSISTED_FILE = "llm_response_policy.json"
+DEFAULT_RESPONSE_KEY = "default"
+ERROR_RESPONSE_KEY = "error"
+
+
+@DefaultV1Recipe.register(
+    DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True
+)
+class LLMResponsePolicy(Policy):
+    """Predicts the LLM action for open-ended turns."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """The policy's default config."""
+        return {
+            # Between MemoizationPolicy (3) and RulePolicy (6): a rule still wins a tie.
+            PRIORITY_KEY: 4,
+            # Intents the LLM answers (outside forms).
+            TRIGGER_INTENTS_KEY: ["nlu_fallback", "out_of_scope", "chitchat"],
+            # The custom action that generates and delivers the reply.
+            ACTION_KEY: "action_llm_response",
+            # Model and decoding settings (components.generation.GenerationSettings).
+            GENERATION_KEY: {},
+            # Output rails run on each reply, in order.
+            OUTPUT_RAILS_KEY: list(OUTPUT_RAILS),
+            # Fired output rail (or "error" when generation fails) -> domain response
+            # that replaces the reply; "default" covers rails not listed.
+            ON_OUTPUT_KEY: {
+                DEFAULT_RESPONSE_KEY: "utter_llm_fallback",
+                ERROR_RESPONSE_KEY: "utter_llm_unavailable",
+                "medical_claims": "utter_medical_referral",
+            },
+            # Slot that receives the per-turn trace (model, tokens, latency, verdicts).
+            TRACE_SLOT_KEY: "llm_trace",
+        }
+
+    def __init__(
+        self,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        featurizer: Optional[Any] = None,
+    ) -> None:
+        """Validates the config (fields first, then combinations)."""
+        super().__init__(config, model_storage, resource, execution_context, featurizer)
+        self.settings = validate_config(config)
+        self.trigger_intents = set(config[TRIGGER_INTENTS_KEY])
+        self.action_name: str = config[ACTION_KEY]
+
+    def train(
+        self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any
+    ) -> Resource:
+        """Checks the config against the domain and persists it (no weights)."""
+        missing = [a for a in [self.action_name] if a not in domain.action_names_or_texts]
+        responses = [r for r in self.config[ON_OUTPUT_KEY].values() if r not in domain.responses]
+        slot = self.config[TRACE_SLOT_KEY]
+        problems = []
+        if missing:
+            problems.append(f"action {missing[0]!r} is not in domain.yml `actions`")
+        if responses:
+            problems.append(f"responses {responses} of `{ON_OUTPUT_KEY}` are not in domain.yml")
+        if slot and slot not in {s.name for s in domain.slots}:
+            problems.append(f"trace slot {slot!r} is not in domain.yml `slots` (type: any)")
+        if problems:
+            raise InvalidConfigException(
+                "LLMResponsePolicy: " + "; ".join(problems) + ". Add them or change the config."
+            )
+        self.persist()
+        return self._resource
+
+    def persist(self) -> None:
+        """Writes the model id, generation settings and prompt into the model."""
+        with self._model_storage.write_to(self._resource) as path:
+            record = {
+                "model_id": self.settings.model_id,
+                "generation": self.settings.as_dict(),
+                "trigger_intents": sorted(self.trigger_intents),
+                "action": self.action_name,
+            }
+            (path / PERSISTED_FILE).write_text(json.dumps(record, indent=2), "utf-8")
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> LLMResponsePolicy:
+        """Loads the policy and logs what the model was trained with."""
+        try:
+            with model_storage.read_from(resource) as path:
+                record = json.loads((path / PERSISTED_FILE).read_text("utf-8"))
+                logger.debug(f"LLMResponsePolicy trained with model {record['model_id']}.")
+        except (ValueError, FileNotFoundError, KeyError) as error:
+            logger.debug(f"LLMResponsePolicy: no persisted record ({error}).")
+        return cls(config, model_storage, resource, execution_context)
+
+    def predict_action_probabilities(
+        self,
+        tracker: DialogueStateTracker,
+        domain: Domain,
+        rule_only_data: Optional[Dict[Text, Any]] = None,
+        **kwargs: Any,
+    ) -> PolicyPrediction:
+        """Predicts the LLM action for a trigger intent, listen right after it."""
+        probabilities = self._default_predictions(domain)
+        latest_action = tracker.latest_action_name
+        if latest_action == self.action_name:
+            probabilities[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
+            return self._prediction(probabilities)
+        if tracker.active_loop_name:
+            logger.debug(f"LLMResponsePolicy: form '{tracker.active_loop_name}' is active; abstaining.")
+            return self._prediction(probabilities)
+        if latest_action != ACTION_LISTEN_NAME:
+            return self._prediction(probabilities)
+        intent = tracker.latest_message.intent.get("name") if tracker.latest_message else None
+        if intent in self.trigger_intents:
+            confidence = tracker.latest_message.intent.get("confidence")
+            logger.debug(
+                f"LLMResponsePolicy: intent '{intent}' (confidence {confidence}) is a trigger "
+                f"intent; predicting '{self.action_name}'."
+            )
+            probabilities[domain.index_for_action(self.action_name)] = 1.0
+        return self._prediction(probabilities)
+
+
+def validate_config(config: Dict[Text, Any]) -> GenerationSettings:
+    """Validates the policy's config; returns the generation settings."""
+    triggers = config.get(TRIGGER_INTENTS_KEY)
+    if not isinstance(triggers, list) or not triggers or not all(isinstance(t, str) for t in triggers):
+        raise InvalidConfigException(
+            f"LLMResponsePolicy: '{TRIGGER_INTENTS_KEY}' must be a non-empty list of intent "
+            f"names, got {triggers!r}."
+        )
+    action = config.get(ACTION_KEY)
+    if not isinstance(action, str) or not action.startswith("action_"):
+        raise InvalidConfigException(
+            f"LLMResponsePolicy: '{ACTION_KEY}' must name a custom action (action_...), got {action!r}."
+        )
+    rails = config.get(OUTPUT_RAILS_KEY)
+    if not isinstance(rails, list) or any(r not in OUTPUT_RAILS for r in rails):
+        raise InvalidConfigException(
+            f"LLMResponsePolicy: '{OUTPUT_RAILS_KEY}' must be a list of rails from "
+            f"{list(OUTPUT_RAILS)}, got {rails!r}."
+        )
+    on_output = config.get(ON_OUTPUT_KEY)
+    if not isinstance(on_output, dict) or DEFAULT_RESPONSE_KEY not in on_output or any(
+        (k not in OUTPUT_RAILS and k not in (DEFAULT_RESPONSE_KEY, ERROR_RESPONSE_KEY))
+        or not str(v).startswith("utter_")
+        for k, v in on_output.items()
+    ):
+        raise InvalidConfigException(
+            f"LLMResponsePolicy: '{ON_OUTPUT_KEY}' must map output rail names, "
+            f"'{ERROR_RESPONSE_KEY}' and '{DEFAULT_RESPONSE_KEY}' (required) to domain "
+            f"responses (utter_...), got {on_output!r}."
+        )
+    return GenerationSettings.from_config(config.get(GENERATION_KEY))
