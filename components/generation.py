@@ -30,10 +30,10 @@ logger = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_SYSTEM_PROMPT = (
-    "You are a friendly assistant of an online shop, a school and a health information "
-    "service. Reply in English with one to three short, factual sentences. Never give a "
-    "diagnosis or a medicine dose: suggest a doctor or pharmacist instead. If you do not "
-    "know something, say so."
+    "You are a friendly assistant. Reply in English with one to three short, simple "
+    "sentences. Do not make up names, numbers or facts about any shop, order, course or "
+    "person. Never give a diagnosis or a medicine dose: suggest a doctor or pharmacist. "
+    "If you do not know, say so."
 )
 
 # Chat-template markers and role prefixes the reply must never contain.

@@ -36,6 +36,7 @@ INTERRUPTIONS = {
     "bot_challenge": "utter_iamabot",
     "ask_capabilities": "utter_capabilities",
     "chitchat": "utter_chitchat",
+    "open_question": "utter_answer_after_form",
     "ask_opening_hours": "utter_opening_hours",
     "account_help": "utter_account_help",
     "study_tips": "utter_study_tips",

@@ -30,7 +30,8 @@ DEFAULT_ALLOW = {
         r"\bkill(ing)?\s+(a |the |this |that |all |my |every |each |zombie |background |hung |stuck |running |old |orphan(ed)? |child )*"
         r"(\w+ )?(process(es)?|tasks?|jobs?|threads?|programs?|apps?|commands?|servers?|sessions?|terminals?|containers?|pods?|pids?|signals?|daemons?|services?|loops?)\b",
         r"\bkill (time|the lights|the engine|the music|it)\b",
-        r"\bshoot(ing)? (a |the )?(photo|picture|video|film|movie|hoops|basket|email|message)s?\b",
+        r"\bshoot(ing)? (a |an |the |some )?(\w+ ){0,2}(photo|picture|video|film|movie|scene|portrait|hoops|basket|email|message)s?\b",
+        r"\b(report|avoid|spot|recogni[sz]e|detect|identify|block|prevent|protect \w+ from)\b.{0,20}\b(scams?|phishing|fraud|malware|viruses|hackers?)\b",
         r"\b(exploit|exploiting) (this|the|an?) (opportunity|feature|pattern|property)\b",
         r"\bgrow (tomatoes|plants|vegetables|herbs|flowers)\b",
         r"\bprocess(es)? killed\b",
