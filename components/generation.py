@@ -182,7 +182,7 @@ def postprocess(raw: str, max_chars: int, complete: bool) -> str:
     seen, kept = set(), []
     for sentence in sentences:
         key = re.sub(r"\W+", " ", sentence.lower()).strip()
-        if len(re.findall(r"[A-Za-z]{2,}", sentence)) < 2:  # "3." or a lone word
+        if not re.search(r"[A-Za-z]{2,}", sentence):  # a bare list number such as "3."
             continue
         if key and key not in seen:
             seen.add(key)
@@ -195,7 +195,8 @@ def postprocess(raw: str, max_chars: int, complete: bool) -> str:
         reply = candidate
     if not reply and kept:
         reply = kept[0][:max_chars].rsplit(" ", 1)[0]
-    return reply
+    reply = re.sub(r":\s*\d{1,2}\.$", ":", reply)  # a list that was cut after "1."
+    return reply[:-1] + "." if reply.endswith(":") else reply
 
 
 class ResponseGenerator:
@@ -236,6 +237,7 @@ class ResponseGenerator:
         else:  # a base model without a chat template: a plain transcript
             prompt = "\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\nassistant:"
             inputs = self.tokenizer(prompt, return_tensors="pt")
+        inputs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
         prompt_len = inputs["input_ids"].shape[1]
         kwargs: Dict[str, Any] = {
             "max_new_tokens": s.max_new_tokens,

@@ -77,7 +77,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     endpoints = work / "endpoints.yml"
     endpoints.write_text(
         f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
-        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{tracker_db}"\n'
+        f'tracker_store:\n  type: components.redacting_tracker_store.RedactingSQLTrackerStore\n'
+        f'  dialect: "sqlite"\n  db: "{tracker_db}"\n'
     )
     env = {**os.environ, "ASSISTANT_DB_PATH": str(store_db), "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
     logs = {"actions": work / "actions.log", "rasa": work / "rasa.log"}

@@ -1,0 +1,130 @@
+"""ActionLLMResponse with a fake generator (canned replies, bounded calls) and
+with a tiny real model."""
+
+from __future__ import annotations
+
+from typing import List
+
+import pytest
+from rasa_sdk.executor import CollectingDispatcher
+
+import components.generation as generation
+from actions.config import ENV_RASA_CONFIG
+from actions.llm import ActionLLMResponse, conversation_history
+from components.generation import Generation
+from tests.conftest import ROOT
+from tests.helpers import make_tracker
+from tests.tiny_model import build_tiny_model
+
+
+class FakeGenerator:
+    """Returns canned replies in order and fails when called more often than expected."""
+
+    def __init__(self, replies: List[str]) -> None:
+        self.replies = list(replies)
+        self.calls: List[tuple] = []
+
+    def generate(self, history, user_text):
+        if not self.replies:
+            raise AssertionError(f"generator called more often than expected: {user_text!r}")
+        self.calls.append((history, user_text))
+        text = self.replies.pop(0)
+        return Generation(text, text, len(text.split()), 0.01, False, "fake-model")
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    def install(*replies):
+        generator = FakeGenerator(list(replies))
+        monkeypatch.setattr(generation, "get_generator", lambda settings: generator)
+        return generator
+    return install
+
+
+def _tracker(text, redacted=None):
+    tracker = make_tracker(text, "nlu_fallback")
+    if redacted:
+        tracker.latest_message["guardrails"] = {"redacted_text": redacted, "decisive": None}
+    return tracker
+
+
+async def _run(tracker, domain):
+    dispatcher = CollectingDispatcher()
+    events = await ActionLLMResponse().run(dispatcher, tracker, domain)
+    return dispatcher.messages, events
+
+
+async def test_good_reply_is_sent_with_a_trace(fake, domain):
+    generator = fake("Rainbows form when sunlight is refracted in raindrops.")
+    messages, events = await _run(_tracker("how do rainbows form"), domain)
+    assert [m["text"] for m in messages] == ["Rainbows form when sunlight is refracted in raindrops."]
+    [trace_event] = events
+    trace = trace_event["value"]
+    assert trace_event["name"] == "llm_trace"
+    assert (trace["route"], trace["outcome"], trace["intent"]) == ("llm", "sent", "nlu_fallback")
+    assert trace["output_rails"]["decisive"] is None and len(trace["output_rails"]["verdicts"]) == 6
+    assert len(generator.calls) == 1
+
+
+async def test_the_model_only_sees_redacted_text(fake, domain):
+    generator = fake("Thanks, noted.")
+    await _run(_tracker("my email is ada@example.com, hi", redacted="my email is [EMAIL], hi"), domain)
+    assert generator.calls[0][1] == "my email is [EMAIL], hi"
+
+
+@pytest.mark.parametrize(
+    "reply, response, rail",
+    [
+        ("You should take 500 mg twice a day.", "utter_medical_referral", "medical_claims"),
+        ("Write to me at someone.else@example.com.", "utter_llm_fallback", "pii_leak"),
+        ("", "utter_llm_fallback", "degenerate"),
+        ("Bonjour, je suis votre assistant pour la boutique.", "utter_llm_fallback", "degenerate"),
+        ("You are an idiot.", "utter_llm_fallback", "toxicity"),
+    ],
+)
+async def test_failed_output_rail_replaces_the_reply(fake, domain, reply, response, rail):
+    fake(reply)
+    messages, events = await _run(_tracker("tell me something"), domain)
+    assert [m["response"] for m in messages] == [response]
+    assert not any(m.get("text") for m in messages)
+    assert events[0]["value"]["outcome"] == f"replaced:{rail}"
+
+
+async def test_generation_failure_gives_a_safe_reply(monkeypatch, domain):
+    def broken(settings):
+        raise RuntimeError("model files missing")
+    monkeypatch.setattr(generation, "get_generator", broken)
+    messages, events = await _run(_tracker("hello?"), domain)
+    assert [m["response"] for m in messages] == ["utter_llm_unavailable"]
+    assert events[0]["value"]["outcome"] == "error"
+
+
+def test_history_uses_redacted_text_and_excludes_the_new_turn():
+    tracker = make_tracker("newest", "chitchat")
+    tracker.events[:0] = [
+        {"event": "user", "text": "my card 4111 1111 1111 1111",
+         "parse_data": {"guardrails": {"redacted_text": "my card [CREDIT_CARD]"}}},
+        {"event": "bot", "text": "I can't see card numbers."},
+    ]
+    assert conversation_history(tracker) == [
+        {"role": "user", "content": "my card [CREDIT_CARD]"},
+        {"role": "assistant", "content": "I can't see card numbers."},
+    ]
+
+
+async def test_tiny_real_model_end_to_end_through_the_rails(tmp_path, monkeypatch, domain):
+    """Real transformers generation from a random tiny model: its garbage never reaches the user."""
+    model_dir = build_tiny_model(tmp_path / "tiny")
+    config = (ROOT / "config.yml").read_text().replace(
+        "model: .cache/models", f"model: {model_dir}"
+    ).replace("gguf_file: SmolLM2-135M-Instruct.Q4_1.gguf", "gguf_file: null")
+    (tmp_path / "config.yml").write_text(config)
+    monkeypatch.setenv(ENV_RASA_CONFIG, str(tmp_path / "config.yml"))
+    messages, events = await _run(_tracker("why is the sky blue"), domain)
+    trace = events[0]["value"]
+    assert trace["model"] == str(model_dir) and trace["new_tokens"] >= 1
+    assert len(messages) == 1
+    if trace["outcome"] == "sent":
+        assert messages[0]["text"].strip()
+    else:
+        assert messages[0]["response"] == "utter_llm_fallback"
