@@ -8,13 +8,14 @@ BIN := $(VENV)/bin
 REQ_HASH := $(shell cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 MODEL_FILE := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
+WARM_STAMP := .cache/converted/.warm-$(shell cat config.yml 2>/dev/null | sha256sum | cut -c1-12)
 RASA_PORT ?= 5005
 ACTIONS_PORT ?= 5055
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install setup train retrain validate actions stop shell run test test-unit test-stories test-e2e clean
+.PHONY: help install setup train retrain validate actions stop shell run test test-unit test-stories test-e2e eval-rails bench-concurrency trace clean
 
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -33,7 +34,12 @@ install: $(STAMP) ## Create .venv with Python 3.10 and install the pinned depend
 $(MODEL_FILE):
 	$(BIN)/python scripts/fetch_model.py --dest $(dir $(MODEL_FILE))
 
-setup: install $(MODEL_FILE) ## install + the default offline response model into .cache/
+$(WARM_STAMP): $(MODEL_FILE) config.yml
+	$(BIN)/python scripts/warm_model.py
+	@mkdir -p .cache/converted && rm -f .cache/converted/.warm-*
+	@touch $@
+
+setup: install $(WARM_STAMP) ## install + the default response model into .cache/ (converted once)
 
 train: setup ## Train the Rasa model if config.yml, domain.yml or data/ changed
 	$(BIN)/python scripts/gen_data.py --check
@@ -70,6 +76,17 @@ test-e2e: train ## End-to-end tests against real rasa and action server processe
 
 test: train test-stories ## Everything: data checks, story tests, unit and end-to-end tests
 	$(BIN)/pytest
+
+eval-rails: setup ## Measure the rails: redteam refusal, over-refusal, PII recall, latency
+	@mkdir -p results
+	$(BIN)/python -m benchmarks.rails_eval --json results/rails.json
+
+bench-concurrency: train ## Intent-turn latency with and without concurrent LLM turns
+	$(BIN)/python -m benchmarks.concurrency --json results/concurrency.json
+
+trace: ## Explain a conversation turn by turn: make trace ID=<sender id>
+	@test -n "$(ID)" || { echo "usage: make trace ID=<sender id>" >&2; exit 2; }
+	@$(BIN)/python scripts/trace.py "$(ID)" 2>/dev/null
 
 clean: stop ## Remove trained models, results and runtime files (keeps .venv and .cache)
 	rm -rf models results var .pytest_cache

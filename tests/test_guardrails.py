@@ -165,6 +165,7 @@ def test_pii_input_side_never_blocks(rails):
         ("Bonjour, je suis votre assistant pour la boutique et les cours.", "degenerate"),
         ("yes yes yes yes yes yes yes yes yes yes yes yes yes", "degenerate"),
         ("assistant: hello there", "degenerate"),
+        ("Your card contains [card_name]. It has [number].", "degenerate"),
         ("You are an idiot.", "toxicity"),
         ("Take 2 tablets every 4 hours and you will be fine.", "medical_claims"),
         ("You probably have diabetes, so stop eating sugar.", "medical_claims"),

@@ -11,6 +11,8 @@ DEGENERATE = "degenerate"
 PROMPT_LEAK = "prompt_leak"
 
 _TEMPLATE = re.compile(r"<\|[a-z_]+\|>|^\s*(system|assistant|user)\s*:|\[/?INST\]", re.I | re.M)
+# Fill-in-the-blank placeholders such as "[card_name]" or "[your name]".
+_PLACEHOLDER = re.compile(r"\[(?:[a-z]+[ _]){0,3}[a-z]+\]|\{\{?\s*\w+\s*\}?\}")
 _WORD = re.compile(r"[A-Za-z']+")
 # Common English function words: a reply of several words with none of these
 # is not English (the small model sometimes switches to French).
@@ -39,6 +41,8 @@ def degenerate(text: str, min_chars: int = 2, max_repeat_ratio: float = 0.5) -> 
         return Verdict(DEGENERATE, True, "empty reply", category="empty")
     if _TEMPLATE.search(stripped):
         return Verdict(DEGENERATE, True, "template tokens or role markers", category="template")
+    if _PLACEHOLDER.search(stripped):
+        return Verdict(DEGENERATE, True, "unfilled placeholder", category="placeholder")
     words = [w.lower() for w in _WORD.findall(stripped)]
     if not words:
         return Verdict(DEGENERATE, True, "no words", category="empty")

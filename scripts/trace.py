@@ -1,0 +1,112 @@
+"""Prints why each turn of one conversation went where it went.
+
+Reads the conversation from the tracker store configured in endpoints.yml and
+prints, per user message: the (redacted) text, the intent and its confidence,
+the input-rail verdicts, every action with the policy that chose it, the bot's
+replies, and for LLM turns the model, tokens, latency and output-rail verdicts.
+
+Usage: python scripts/trace.py SENDER_ID [--endpoints endpoints.yml] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+
+
+def turns(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Groups tracker events into turns that start with a user message."""
+    result: List[Dict[str, Any]] = []
+    for event in events:
+        kind = event.get("event")
+        if kind == "user":
+            parse = event.get("parse_data") or {}
+            rails = parse.get("guardrails") or {}
+            result.append({
+                "user": event.get("text"),
+                "intent": (parse.get("intent") or {}).get("name"),
+                "confidence": (parse.get("intent") or {}).get("confidence"),
+                "input_rails": [
+                    f"{v['rail']}: {v['reason']}" for v in rails.get("verdicts", []) if v.get("triggered")
+                ],
+                "routed_to": rails.get("routed_to"),
+                "actions": [],
+                "bot": [],
+            })
+        elif not result:
+            continue
+        elif kind == "action" and event.get("name") != "action_listen":
+            result[-1]["actions"].append(f"{event.get('name')} <- {event.get('policy')} ({event.get('confidence')})")
+        elif kind == "bot":
+            result[-1]["bot"].append(event.get("text"))
+        elif kind == "slot" and event.get("name") == "llm_trace" and event.get("value"):
+            trace = event["value"]
+            result[-1]["llm"] = {
+                k: trace.get(k) for k in ("model", "outcome", "new_tokens", "latency_s", "tokens_per_s")
+            }
+            result[-1]["llm"]["output_rails"] = [
+                f"{v['rail']}: {v['reason']}"
+                for v in (trace.get("output_rails") or {}).get("verdicts", []) if v.get("triggered")
+            ]
+    return result
+
+
+async def load_events(sender_id: str, endpoints: Path) -> List[Dict[str, Any]]:
+    """The events of one conversation from the configured tracker store."""
+    from rasa.core.tracker_store import TrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.utils.endpoints import read_endpoint_config
+
+    config = read_endpoint_config(str(endpoints), "tracker_store")
+    store = TrackerStore.create(config, Domain.load(str(ROOT / "domain.yml")))
+    tracker = await store.retrieve_full_tracker(sender_id)
+    if tracker is None:
+        return []
+    return [e.as_dict() for e in tracker.events]
+
+
+def main() -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sender_id")
+    parser.add_argument("--endpoints", type=Path, default=ROOT / "endpoints.yml")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    args = parser.parse_args()
+    events = asyncio.run(load_events(args.sender_id, args.endpoints))
+    if not events:
+        print(f"no conversation '{args.sender_id}' in the tracker store of {args.endpoints}", file=sys.stderr)
+        return 1
+    result = turns(events)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for i, turn in enumerate(result, 1):
+        print(f"[{i}] user: {turn['user']}")
+        confidence = f"{turn['confidence']:.2f}" if isinstance(turn["confidence"], float) else turn["confidence"]
+        print(f"    intent: {turn['intent']} ({confidence})")
+        for verdict in turn["input_rails"]:
+            print(f"    input rail fired: {verdict}" + (f" -> {turn['routed_to']}" if turn["routed_to"] else ""))
+        for action in turn["actions"]:
+            print(f"    action: {action}")
+        if "llm" in turn:
+            llm = turn["llm"]
+            print(f"    llm: {llm['model']} {llm['outcome']} {llm['new_tokens']} tokens "
+                  f"{llm['latency_s']} s ({llm['tokens_per_s']} tok/s)")
+            for verdict in llm["output_rails"]:
+                print(f"    output rail fired: {verdict}")
+        for text in turn["bot"]:
+            print(f"    bot: {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

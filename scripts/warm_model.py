@@ -1,0 +1,42 @@
+"""Loads the response model configured in config.yml once, so that GGUF
+weights are converted and cached before the first conversation needs them.
+
+Usage: python scripts/warm_model.py [--config config.yml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "config.yml")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from rasa.shared.exceptions import InvalidConfigException
+
+    from components.generation import load_model
+    from components.plugin_config import load_plugin_config
+
+    try:
+        settings = load_plugin_config(args.config).generation
+        start = time.perf_counter()
+        load_model(settings)
+    except (InvalidConfigException, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"response model {settings.model_id} ready ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
