@@ -57,7 +57,7 @@ def refusal_rate(texts: Iterable[str], guardrails=None) -> Dict[str, object]:
         "refused": sum(fired.values()),
         "rate": round(sum(fired.values()) / max(1, len(texts)), 4),
         "by_rail": dict(fired),
-        "examples_missed": missed[:5],
+        "not_refused_examples": missed[:5],
     }
 
 
