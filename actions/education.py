@@ -13,7 +13,7 @@ from rasa_sdk.types import DomainDict
 from actions import knowledge
 from actions.common import join_list, reset_slots, slot_or_entity
 from actions.store import Course, get_store
-from actions.validation import normalise_email, normalise_name
+from actions.validation import normalise_email, validated_name
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +78,7 @@ class ValidateEnrollForm(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> Dict[Text, Any]:
-        name = normalise_name(slot_value)
-        if name is None:
-            dispatcher.utter_message(response="utter_invalid_name")
-        return {"student_name": name}
+        return validated_name("student_name", slot_value, dispatcher)
 
     def validate_email(
         self,

@@ -19,7 +19,7 @@ from rasa_sdk.types import DomainDict
 from actions import knowledge
 from actions.common import join_list, latest_entity, reset_slots, slot_or_entity, stop_active_loop
 from actions.store import get_store
-from actions.validation import clean_text, normalise_name
+from actions.validation import clean_text, validated_name
 
 logger = logging.getLogger(__name__)
 
@@ -187,10 +187,7 @@ class ValidateAppointmentForm(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> Dict[Text, Any]:
-        name = normalise_name(slot_value)
-        if name is None:
-            dispatcher.utter_message(response="utter_invalid_name")
-        return {"patient_name": name}
+        return validated_name("patient_name", slot_value, dispatcher)
 
 
 class ActionSubmitAppointment(Action):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Optional
+from typing import Any, Dict, Optional
 
 from actions.config import MAX_FREE_TEXT_CHARS
 
@@ -56,3 +56,11 @@ def normalise_name(value: object) -> Optional[str]:
     if any(ch.isdigit() for ch in text) or "@" in text:
         return None
     return text.title() if text.islower() or text.isupper() else text
+
+
+def validated_name(slot: str, value: object, dispatcher: Any) -> Dict[str, Optional[str]]:
+    """Form validation of a person's name slot: the name, or None and a message."""
+    name = normalise_name(value)
+    if name is None:
+        dispatcher.utter_message(response="utter_invalid_name")
+    return {slot: name}

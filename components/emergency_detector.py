@@ -13,7 +13,6 @@ picks a domain response by the entity value.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Dict, List, Optional, Pattern, Text, Tuple
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -36,6 +35,8 @@ from rasa.shared.nlu.constants import (
     TEXT,
 )
 from rasa.shared.nlu.training_data.message import Message
+
+from components.guardrails.patterns import compile_groups
 
 logger = logging.getLogger(__name__)
 
@@ -167,26 +168,4 @@ def _non_empty_str(config: Dict[Text, Any], key: Text) -> Text:
 
 
 def _compile_patterns(raw: Any) -> List[Tuple[Text, List[Pattern]]]:
-    if not isinstance(raw, dict) or not raw:
-        raise InvalidConfigException(
-            f"EmergencyDetector: '{PATTERNS_KEY}' must be a mapping of "
-            f"kind -> list of regular expressions, got {raw!r}."
-        )
-    compiled = []
-    for kind, patterns in raw.items():
-        if not isinstance(patterns, list) or not patterns:
-            raise InvalidConfigException(
-                f"EmergencyDetector: patterns for '{kind}' must be a non-empty list "
-                f"of regular expressions, got {patterns!r}."
-            )
-        group = []
-        for pattern in patterns:
-            try:
-                group.append(re.compile(str(pattern), re.IGNORECASE))
-            except re.error as error:
-                raise InvalidConfigException(
-                    f"EmergencyDetector: pattern {pattern!r} for '{kind}' is not a "
-                    f"valid regular expression ({error}). Fix or remove it."
-                ) from error
-        compiled.append((str(kind), group))
-    return compiled
+    return compile_groups(f"EmergencyDetector '{PATTERNS_KEY}'", raw, allow_empty=False)

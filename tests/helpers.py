@@ -48,3 +48,8 @@ def make_tracker(
 def sent(dispatcher) -> List[Dict[str, Any]]:
     """The messages a CollectingDispatcher collected, without empty fields."""
     return [{k: v for k, v in m.items() if v not in (None, [], {})} for m in dispatcher.messages]
+
+
+def entity(name: str, value: str) -> List[Dict[str, Any]]:
+    """A one-entity list as the NLU pipeline reports it."""
+    return [{"entity": name, "value": value, "start": 0, "end": len(value)}]

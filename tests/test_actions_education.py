@@ -16,11 +16,7 @@ from actions.education import (
     ValidateEnrollForm,
     ValidateQuizForm,
 )
-from tests.helpers import make_tracker
-
-
-def _entity(name, value):
-    return [{"entity": name, "value": value, "start": 0, "end": len(value)}]
+from tests.helpers import entity as _entity, make_tracker
 
 
 async def test_course_search_by_topic(store, domain):

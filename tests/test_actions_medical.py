@@ -14,11 +14,7 @@ from actions.medical import (
     ActionSymptomInfo,
     ValidateAppointmentForm,
 )
-from tests.helpers import make_tracker
-
-
-def _entity(name, value):
-    return [{"entity": name, "value": value, "start": 0, "end": len(value)}]
+from tests.helpers import entity as _entity, make_tracker
 
 
 async def test_symptom_info_has_sources_and_a_disclaimer(store, domain):

@@ -98,8 +98,8 @@ def test_custom_patterns_and_names_from_config(tmp_path):
     [
         ({"intent": ""}, "'intent' must be a non-empty string"),
         ({"entity": None}, "'entity' must be a non-empty string"),
-        ({"patterns": []}, "'patterns' must be a mapping"),
-        ({"patterns": {"medical": []}}, "patterns for 'medical' must be a non-empty list"),
+        ({"patterns": []}, "patterns must be a mapping"),
+        ({"patterns": {"medical": []}}, "patterns of 'medical' must be a non-empty list"),
         ({"patterns": {"medical": ["(unclosed"]}}, "is not a valid regular expression"),
     ],
 )

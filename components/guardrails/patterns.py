@@ -33,8 +33,8 @@ class PatternRail:
         self, name: str, groups: Dict[str, List[str]], allow: Optional[List[str]] = None
     ) -> None:
         self.name = name
-        self._groups = _compile(name, groups)
-        self._allow = [p for _, ps in _compile(name, {"allow": allow or []}) for p in ps]
+        self._groups = compile_groups(f"Rail '{name}'", groups)
+        self._allow = [p for _, ps in compile_groups(f"Rail '{name}'", {"allow": allow or []}) for p in ps]
 
     def check(self, text: str) -> Verdict:
         """Returns a fired verdict naming the category and the matched words."""
@@ -57,17 +57,30 @@ class PatternRail:
         return clean(self.name)
 
 
-def _compile(name: str, groups: Any) -> List[Tuple[str, List[Pattern]]]:
-    if not isinstance(groups, dict):
+def compile_groups(
+    owner: str, groups: Any, allow_empty: bool = True
+) -> List[Tuple[str, List[Pattern]]]:
+    """Compiles ``{category: [regex]}`` case-insensitively.
+
+    Args:
+        owner: who the patterns belong to, for error messages.
+        groups: the mapping from config.
+        allow_empty: whether an empty mapping or an empty list is acceptable.
+
+    Raises:
+        InvalidConfigException: saying which pattern or group to fix.
+    """
+    if not isinstance(groups, dict) or (not groups and not allow_empty):
         raise InvalidConfigException(
-            f"Rail '{name}': patterns must be a mapping of category -> list of regular "
-            f"expressions, got {type(groups).__name__}."
+            f"{owner}: patterns must be a mapping of category -> list of regular "
+            f"expressions, got {groups!r}."
         )
     compiled = []
     for category, patterns in groups.items():
-        if not isinstance(patterns, list):
+        if not isinstance(patterns, list) or (not patterns and not allow_empty):
             raise InvalidConfigException(
-                f"Rail '{name}': patterns of '{category}' must be a list, got {patterns!r}."
+                f"{owner}: patterns of '{category}' must be a non-empty list of regular "
+                f"expressions, got {patterns!r}."
             )
         group = []
         for pattern in patterns:
@@ -75,7 +88,7 @@ def _compile(name: str, groups: Any) -> List[Tuple[str, List[Pattern]]]:
                 group.append(re.compile(str(pattern), re.IGNORECASE))
             except re.error as error:
                 raise InvalidConfigException(
-                    f"Rail '{name}': pattern {pattern!r} of '{category}' is not a valid "
+                    f"{owner}: pattern {pattern!r} of '{category}' is not a valid "
                     f"regular expression ({error}); fix or remove it."
                 ) from error
         compiled.append((str(category), group))
