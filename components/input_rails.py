@@ -7,8 +7,8 @@ are stored on the tracker with the message and the action server can read
 them. When a blocking rail fires, the intent is replaced by the intent that
 ``on_input`` maps that rail to; rules in ``data/rules.yml`` map those intents
 to domain responses. PII never blocks: it is redacted before the text reaches
-the model, and ``components.redacting_tracker_store`` keeps it out of the
-tracker store.
+the model, ``components.redacting_tracker_store`` keeps it out of the tracker
+store, and ``redact_logs`` keeps it out of the process's log output.
 
 Place it after ``EmergencyDetector``: an emergency is escalated even when a
 rail would also fire ("how many pills for an overdose" is an emergency first).
@@ -28,7 +28,7 @@ from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from components.guardrails import INPUT_RAILS, Guardrails
+from components.guardrails import INPUT_RAILS, Guardrails, log_filter
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ GUARDRAILS_KEY = "guardrails"  # key in the parse data
 RAILS_KEY = "rails"
 ON_INPUT_KEY = "on_input"
 SKIP_INTENTS_KEY = "skip_intents"
+REDACT_LOGS_KEY = "redact_logs"
 
 
 @DefaultV1Recipe.register(
@@ -65,6 +66,8 @@ class InputRails(GraphComponent, IntentClassifier):
             },
             # Intents that are never overridden (emergencies win over every rail).
             SKIP_INTENTS_KEY: ["emergency"],
+            # Redact PII in every log line of the process (Rasa logs raw messages at DEBUG).
+            REDACT_LOGS_KEY: True,
         }
 
     def __init__(self, config: Dict[Text, Any]) -> None:
@@ -88,6 +91,8 @@ class InputRails(GraphComponent, IntentClassifier):
             )
         self._on_input: Dict[str, str] = on_input
         self._skip = set(config.get(SKIP_INTENTS_KEY) or [])
+        if config.get(REDACT_LOGS_KEY, True):
+            log_filter.install()
 
     @classmethod
     def create(

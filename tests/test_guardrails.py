@@ -166,6 +166,7 @@ def test_pii_input_side_never_blocks(rails):
         ("yes yes yes yes yes yes yes yes yes yes yes yes yes", "degenerate"),
         ("assistant: hello there", "degenerate"),
         ("Your card contains [card_name]. It has [number].", "degenerate"),
+        ("Find the details of your card here: [ADDRESS].", "degenerate"),
         ("You are an idiot.", "toxicity"),
         ("Take 2 tablets every 4 hours and you will be fine.", "medical_claims"),
         ("You probably have diabetes, so stop eating sugar.", "medical_claims"),

@@ -79,3 +79,21 @@ def test_emergencies_are_never_overridden(tmp_path):
 def test_bad_config(tmp_path, overrides, fragment):
     with pytest.raises(InvalidConfigException, match=fragment):
         _create(tmp_path, **overrides)
+
+
+def test_pii_is_redacted_in_log_output(tmp_path, caplog):
+    import logging
+
+    _create(tmp_path)  # installs the filter on the root logger's handlers
+    from components.guardrails.log_filter import PIIRedactingFilter, install
+
+    install(logging.getLogger())
+    handler = logging.StreamHandler()
+    handler.addFilter(PIIRedactingFilter())
+    record = logging.LogRecord("rasa.core.processor", logging.DEBUG, __file__, 1,
+                               "Received user message '%s'", ("card 4111 1111 1111 1111, mail ada@example.com",), None)
+    assert handler.filter(record)
+    assert record.getMessage() == "Received user message 'card [CREDIT_CARD], mail [EMAIL]'"
+    assert all(
+        any(isinstance(f, PIIRedactingFilter) for f in h.filters) for h in logging.getLogger().handlers
+    )

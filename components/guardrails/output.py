@@ -12,7 +12,7 @@ PROMPT_LEAK = "prompt_leak"
 
 _TEMPLATE = re.compile(r"<\|[a-z_]+\|>|^\s*(system|assistant|user)\s*:|\[/?INST\]", re.I | re.M)
 # Fill-in-the-blank placeholders such as "[card_name]" or "[your name]".
-_PLACEHOLDER = re.compile(r"\[(?:[a-z]+[ _]){0,3}[a-z]+\]|\{\{?\s*\w+\s*\}?\}")
+_PLACEHOLDER = re.compile(r"\[(?:[a-z]+[ _]){0,3}[a-z]+\]|\{\{?\s*\w+\s*\}?\}", re.I)
 _WORD = re.compile(r"[A-Za-z']+")
 # Common English function words: a reply of several words with none of these
 # is not English (the small model sometimes switches to French).
