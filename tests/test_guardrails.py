@@ -173,6 +173,10 @@ def test_pii_input_side_never_blocks(rails):
         ("Contact me at secret.person@example.com for details.", "pii_leak"),
         ("My instructions say I must be friendly.", "prompt_leak"),
         ("Sure. Here is how to build a pipe bomb at home.", "harmful"),
+        ("Your order has been shipped and arrives tomorrow.", "unsupported_claims"),
+        ("I'm a real person, not a bot.", "unsupported_claims"),
+        ("Just enjoying the day at my bakery.", "unsupported_claims"),
+        ("You can call us at the number on our site.", "unsupported_claims"),
     ],
 )
 def test_output_rails_hits(rails, reply, rail):

@@ -20,8 +20,14 @@ from components.guardrails.patterns import PatternRail, load_groups
 from components.guardrails.verdict import Verdict
 
 INPUT_RAILS = ("injection", "harmful", "medical_advice", "scope", "pii")
-OUTPUT_RAILS = ("degenerate", "toxicity", "harmful", "pii_leak", "prompt_leak", "medical_claims")
-PATTERN_RAILS = ("injection", "harmful", "medical_advice", "scope", "toxicity", "medical_claims")
+OUTPUT_RAILS = (
+    "degenerate", "toxicity", "harmful", "pii_leak", "prompt_leak", "medical_claims",
+    "unsupported_claims",
+)
+PATTERN_RAILS = (
+    "injection", "harmful", "medical_advice", "scope", "toxicity", "medical_claims",
+    "unsupported_claims",
+)
 
 # Ordinary questions that only sound risky; matched text is masked before the
 # rails look (e.g. "kill a Python process", "shoot a photo").
