@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 GUARDRAILS_KEY = "guardrails"
 # One worker: generation is CPU-bound and the model serves one request at a time.
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm")
+# Sent when the config itself cannot be read (so on_output is unknown).
+UNAVAILABLE_RESPONSE = "utter_llm_unavailable"
 # Extra seconds allowed for loading and tokenising on top of the generation timeout.
 LOAD_GRACE_S = 120.0
 
@@ -64,10 +66,17 @@ class ActionLLMResponse(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
+        from rasa.shared.exceptions import InvalidConfigException
+
         from components.generation import get_generator
         from components.plugin_config import load_plugin_config
 
-        plugin = load_plugin_config(get_settings().rasa_config)
+        try:
+            plugin = load_plugin_config(get_settings().rasa_config)
+        except InvalidConfigException as error:
+            logger.error("LLM turn skipped, the plugin config is invalid: %s", error)
+            dispatcher.utter_message(response=UNAVAILABLE_RESPONSE)
+            return []
         message = tracker.latest_message or {}
         text = user_text_for_model(message)
         trace: Dict[str, Any] = {

@@ -96,12 +96,11 @@ class LLMResponsePolicy(Policy):
         self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any
     ) -> Resource:
         """Checks the config against the domain and persists it (no weights)."""
-        missing = [a for a in [self.action_name] if a not in domain.action_names_or_texts]
         responses = [r for r in self.config[ON_OUTPUT_KEY].values() if r not in domain.responses]
         slot = self.config[TRACE_SLOT_KEY]
         problems = []
-        if missing:
-            problems.append(f"action {missing[0]!r} is not in domain.yml `actions`")
+        if self.action_name not in domain.action_names_or_texts:
+            problems.append(f"action {self.action_name!r} is not in domain.yml `actions`")
         if responses:
             problems.append(f"responses {responses} of `{ON_OUTPUT_KEY}` are not in domain.yml")
         if slot and slot not in {s.name for s in domain.slots}:

@@ -99,6 +99,15 @@ async def test_generation_failure_gives_a_safe_reply(monkeypatch, domain):
     assert events[0]["value"]["outcome"] == "error"
 
 
+async def test_invalid_plugin_config_gives_a_safe_reply(tmp_path, monkeypatch, domain):
+    bad = (ROOT / "config.yml").read_text().replace("do_sample: false", "do_sample: false\n      temperature: 0.3")
+    (tmp_path / "config.yml").write_text(bad)
+    monkeypatch.setenv(ENV_RASA_CONFIG, str(tmp_path / "config.yml"))
+    messages, events = await _run(_tracker("hello?"), domain)
+    assert [m["response"] for m in messages] == ["utter_llm_unavailable"]
+    assert events == []
+
+
 def test_history_uses_redacted_text_and_excludes_the_new_turn():
     tracker = make_tracker("newest", "chitchat")
     tracker.events[:0] = [
