@@ -15,7 +15,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install setup train retrain validate actions stop shell run test test-unit test-stories test-e2e eval-rails bench-concurrency trace clean
+.PHONY: help install setup train retrain validate actions stop shell run test test-unit test-stories test-e2e eval bench eval-rails bench-concurrency trace clean
 
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -76,6 +76,21 @@ test-e2e: train ## End-to-end tests against real rasa and action server processe
 
 test: train test-stories ## Everything: data checks, story tests, unit and end-to-end tests
 	$(BIN)/pytest
+
+eval: train ## Evaluation report (minutes): results/eval/report.md, report.json, plots
+	$(BIN)/python -m benchmarks.evaluate --out results/eval $(EVAL_ARGS)
+
+BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements-bench.txt | sha256sum | cut -c1-12)
+
+$(BENCH_STAMP): requirements-bench.txt $(STAMP)
+	@mkdir -p .cache/wheels
+	$(BIN)/pip wheel --no-deps --find-links .cache/wheels -w .cache/wheels -r requirements-bench.txt
+	$(BIN)/pip install --find-links .cache/wheels -r requirements-bench.txt -c constraints.txt
+	$(BIN)/pip check
+	@touch $@
+
+bench: train $(BENCH_STAMP) ## Latency, throughput and cost side by side: results/bench.json + a table
+	$(BIN)/python -m benchmarks.bench --json results/bench.json $(BENCH_ARGS)
 
 eval-rails: setup ## Measure the rails: redteam refusal, over-refusal, PII recall, latency
 	@mkdir -p results

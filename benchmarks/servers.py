@@ -41,6 +41,7 @@ class Servers:
     tracker_db: Path
     store_db: Path
     logs: Dict[str, Path]
+    pids: Dict[str, int] = None
 
     def say(self, sender: str, text: str) -> List[Dict]:
         """Sends one message through the REST channel and returns the bot's replies."""
@@ -108,6 +109,7 @@ def running_servers(work: Path, model: Path = MODEL) -> Iterator[Servers]:
             tracker_db=tracker_db,
             store_db=store_db,
             logs=logs,
+            pids={name: p.pid for name, p in processes.items()},
         )
     finally:
         for process in processes.values():

@@ -1,0 +1,237 @@
+"""`make bench`: latency, throughput and cost of the project's components.
+
+Measured side by side in one run, printed as a table and saved as JSON:
+
+- intent-turn latency p50/p95/p99 and throughput over REST at 1, 10 and 50
+  concurrent conversations, for this project and for a plain-Rasa baseline
+  (same NLU, no LLM policy, no rails, no emergency detector);
+- the same at 10 conversations while LLM turns run concurrently;
+- LLM turns: time to full reply and tokens/s of the transformers backend, and
+  of llama.cpp (``llama-cpp-python``) on the same GGUF file when it is
+  installed;
+- rail latency per turn, server memory with the model loaded, ``rasa train``
+  wall time, cold start to the first answer.
+
+All traffic goes to 127.0.0.1; request counts and time are bounded.
+
+Usage: python -m benchmarks.bench [--quick] [--json results/bench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import yaml
+
+from benchmarks import rails_eval
+from benchmarks.servers import MODEL, ROOT, Servers, running_servers
+
+INTENT_TEXT = "where is my order 10002"
+LLM_PROMPTS = ["why is the sky blue?", "how do rainbows form?", "tell me a fun fact", "how do bees make honey?",
+               "hello, how are you today?", "can you give me some study tips?"]
+BASELINE_DROP = ("components.emergency_detector.EmergencyDetector", "components.input_rails.InputRails",
+                 "components.llm_response_policy.LLMResponsePolicy")
+MAX_RUN_S = 300
+
+
+def _stats(latencies: List[float], wall_s: float) -> Dict[str, float]:
+    ordered = sorted(latencies)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"n": len(ordered), "p50_ms": round(statistics.median(ordered) * 1000, 1),
+            "p95_ms": round(pick(0.95) * 1000, 1), "p99_ms": round(pick(0.99) * 1000, 1),
+            "throughput_rps": round(len(ordered) / wall_s, 1)}
+
+
+async def _load(url: str, concurrency: int, requests_total: int, tag: str) -> Dict[str, float]:
+    import aiohttp
+
+    latencies: List[float] = []
+    queue: asyncio.Queue = asyncio.Queue()
+    for i in range(requests_total):
+        queue.put_nowait(i)
+    timeout = aiohttp.ClientTimeout(total=120)
+
+    async def worker(n: int, session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            queue.get_nowait()
+            start = time.perf_counter()
+            async with session.post(f"{url}/webhooks/rest/webhook",
+                                    json={"sender": f"bench-{tag}-{n}", "message": INTENT_TEXT}) as response:
+                body = await response.json()
+            assert body and body[0]["text"].startswith("Order 10002"), body
+            latencies.append(time.perf_counter() - start)
+
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        start = time.perf_counter()
+        await asyncio.wait_for(asyncio.gather(*(worker(n, session) for n in range(concurrency))), MAX_RUN_S)
+        wall = time.perf_counter() - start
+    return _stats(latencies, wall)
+
+
+def intent_latency(servers: Servers, levels: List[int], per_level: int, tag: str) -> Dict[str, Any]:
+    """Intent-turn latency at each concurrency level."""
+    asyncio.run(_load(servers.rasa_url, 2, 10, f"{tag}-warm"))
+    return {str(c): asyncio.run(_load(servers.rasa_url, c, max(per_level, 2 * c), f"{tag}-{c}")) for c in levels}
+
+
+def with_llm_load(servers: Servers, concurrency: int, per_level: int, llm_clients: int) -> Dict[str, Any]:
+    """Intent turns while ``llm_clients`` conversations keep sending LLM turns."""
+    stop = threading.Event()
+    llm: List[float] = []
+
+    def client(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            start = time.perf_counter()
+            servers.texts(f"bench-llm-{n}", LLM_PROMPTS[i % len(LLM_PROMPTS)])
+            llm.append(time.perf_counter() - start)
+            i += 1
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(llm_clients)]
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    intent = asyncio.run(_load(servers.rasa_url, concurrency, per_level, "loaded"))
+    stop.set()
+    for t in threads:
+        t.join(timeout=120)
+    return {"intent_turns": intent, "llm_turns_completed": len(llm),
+            "llm_turn_p50_s": round(statistics.median(llm), 2) if llm else None}
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children, in MB."""
+    import psutil
+
+    process = psutil.Process(pid)
+    return round(sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 1e6, 1)
+
+
+def llm_speed(n_prompts: int) -> Dict[str, Any]:
+    """Tokens/s of the transformers backend and, if installed, of llama.cpp on the same GGUF."""
+    from components.generation import get_generator
+    from components.plugin_config import load_plugin_config
+
+    settings = load_plugin_config(ROOT / "config.yml").generation
+    generator = get_generator(settings)
+    runs = [generator.generate([], p) for p in LLM_PROMPTS[:n_prompts]]
+    tokens = sum(r.new_tokens for r in runs)
+    seconds = sum(r.latency_s for r in runs)
+    result: Dict[str, Any] = {"transformers": {"tokens_per_s": round(tokens / seconds, 2),
+                                               "reply_s_mean": round(seconds / len(runs), 2)}}
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        result["llama_cpp"] = "not installed (pip install llama-cpp-python builds it from source)"
+        return result
+    gguf = ROOT / settings.model / str(settings.gguf_file)
+    llm = Llama(model_path=str(gguf), n_ctx=1024, verbose=False, seed=0)
+    tokens = seconds = 0.0
+    for prompt in LLM_PROMPTS[:n_prompts]:
+        messages = generator.build_messages([], prompt)
+        start = time.perf_counter()
+        out = llm.create_chat_completion(messages=messages, max_tokens=settings.max_new_tokens, temperature=0.0,
+                                         repeat_penalty=settings.repetition_penalty, stop=list(settings.stop_tokens))
+        seconds += time.perf_counter() - start
+        tokens += out["usage"]["completion_tokens"]
+    result["llama_cpp"] = {"tokens_per_s": round(tokens / seconds, 2), "reply_s_mean": round(seconds / n_prompts, 2)}
+    result["transformers_vs_llama_cpp"] = round(result["transformers"]["tokens_per_s"] / result["llama_cpp"]["tokens_per_s"], 3)
+    return result
+
+
+def train_baseline(work: Path) -> tuple:
+    """Trains the plain-Rasa baseline and, for comparison, times the project's training."""
+    config = yaml.safe_load((ROOT / "config.yml").read_text())
+    config["pipeline"] = [c for c in config["pipeline"] if c["name"] not in BASELINE_DROP]
+    config["policies"] = [c for c in config["policies"] if c["name"] not in BASELINE_DROP]
+    for policy in config["policies"]:
+        if policy["name"] == "RulePolicy":
+            policy["core_fallback_action_name"] = "action_default_fallback"
+    (work / "baseline.yml").write_text(yaml.safe_dump(config))
+    rasa = str(Path(sys.executable).parent / "rasa")
+    timings = {}
+    for name, cfg in (("baseline", work / "baseline.yml"), ("project", ROOT / "config.yml")):
+        start = time.perf_counter()
+        subprocess.run([rasa, "train", "--config", str(cfg), "--domain", "domain.yml", "--data", "data",
+                        "--out", str(work), "--fixed-model-name", name, "--force"],
+                       cwd=ROOT, check=True, capture_output=True)
+        timings[name] = round(time.perf_counter() - start, 1)
+    return work / "baseline.tar.gz", timings
+
+
+def main() -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests and levels")
+    parser.add_argument("--json", type=Path, default=ROOT / "results" / "bench.json")
+    args = parser.parse_args()
+    levels = [1, 10] if args.quick else [1, 10, 50]
+    per_level = 20 if args.quick else 100
+    report: Dict[str, Any] = {"levels": levels, "requests_per_level": per_level}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        print("training the baseline and timing rasa train ...", flush=True)
+        baseline_model, report["rasa_train_s"] = train_baseline(work)
+        for name, model in (("project", MODEL), ("baseline", baseline_model)):
+            print(f"measuring {name} ...", flush=True)
+            run_dir = work / name
+            run_dir.mkdir()
+            start = time.perf_counter()
+            with running_servers(run_dir, model=model) as servers:
+                servers.texts(f"cold-{name}", "hi")
+                entry: Dict[str, Any] = {"cold_start_to_first_answer_s": round(time.perf_counter() - start, 1)}
+                entry["intent_latency"] = intent_latency(servers, levels, per_level, name)
+                if name == "project":
+                    start = time.perf_counter()
+                    servers.texts("first-llm", LLM_PROMPTS[0])
+                    entry["first_llm_answer_s"] = round(time.perf_counter() - start, 1)
+                    entry["with_llm_load"] = with_llm_load(servers, 10, per_level, 2)
+                entry["rss_mb"] = {k: rss_mb(pid) for k, pid in servers.pids.items()}
+                report[name] = entry
+    ratio = {c: round(report["project"]["intent_latency"][c]["p50_ms"] / report["baseline"]["intent_latency"][c]["p50_ms"], 2)
+             for c in report["project"]["intent_latency"]}
+    report["p50_ratio_project_vs_baseline"] = ratio
+    print("measuring the LLM backends ...", flush=True)
+    report["llm"] = llm_speed(3 if args.quick else len(LLM_PROMPTS))
+    report["rails"] = rails_eval.rail_latency(rails_eval.safe_texts())
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2))
+    print(table(report))
+    return 0
+
+
+def table(report: Dict[str, Any]) -> str:
+    """The report as a plain-text table."""
+    rows = ["| setup | conversations | p50 ms | p95 ms | p99 ms | req/s |", "|---|---|---|---|---|---|"]
+    for name in ("project", "baseline"):
+        for level, s in report[name]["intent_latency"].items():
+            rows.append(f"| {name} | {level} | {s['p50_ms']} | {s['p95_ms']} | {s['p99_ms']} | {s['throughput_rps']} |")
+    loaded = report["project"]["with_llm_load"]["intent_turns"]
+    rows.append(f"| project + 2 LLM conversations | 10 | {loaded['p50_ms']} | {loaded['p95_ms']} | {loaded['p99_ms']} | {loaded['throughput_rps']} |")
+    llm = report["llm"]
+    extra = [
+        "",
+        f"p50 ratio project/baseline: {report['p50_ratio_project_vs_baseline']}",
+        f"LLM transformers: {llm['transformers']['tokens_per_s']} tok/s, {llm['transformers']['reply_s_mean']} s per reply",
+        f"LLM llama.cpp: {llm['llama_cpp']}",
+        f"rails per turn: median {report['rails']['median_ms']} ms, p99 {report['rails']['p99_ms']} ms",
+        f"rasa train: {report['rasa_train_s']} s",
+        f"cold start to first answer: project {report['project']['cold_start_to_first_answer_s']} s, "
+        f"baseline {report['baseline']['cold_start_to_first_answer_s']} s; first LLM answer {report['project']['first_llm_answer_s']} s",
+        f"RSS MB: project {report['project']['rss_mb']}, baseline {report['baseline']['rss_mb']}",
+    ]
+    return "\n".join(rows + extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
