@@ -135,7 +135,8 @@ def llm_speed(n_prompts: int) -> Dict[str, Any]:
         result["llama_cpp"] = "not installed (pip install llama-cpp-python builds it from source)"
         return result
     gguf = ROOT / settings.model / str(settings.gguf_file)
-    llm = Llama(model_path=str(gguf), n_ctx=1024, verbose=False, seed=0)
+    threads = torch_threads()
+    llm = Llama(model_path=str(gguf), n_ctx=1024, n_threads=threads, verbose=False, seed=0)
     tokens = seconds = 0.0
     for prompt in LLM_PROMPTS[:n_prompts]:
         messages = generator.build_messages([], prompt)
@@ -144,9 +145,17 @@ def llm_speed(n_prompts: int) -> Dict[str, Any]:
                                          repeat_penalty=settings.repetition_penalty, stop=list(settings.stop_tokens))
         seconds += time.perf_counter() - start
         tokens += out["usage"]["completion_tokens"]
-    result["llama_cpp"] = {"tokens_per_s": round(tokens / seconds, 2), "reply_s_mean": round(seconds / n_prompts, 2)}
+    result["llama_cpp"] = {"tokens_per_s": round(tokens / seconds, 2), "reply_s_mean": round(seconds / n_prompts, 2),
+                           "threads": threads}
     result["transformers_vs_llama_cpp"] = round(result["transformers"]["tokens_per_s"] / result["llama_cpp"]["tokens_per_s"], 3)
     return result
+
+
+def torch_threads() -> int:
+    """The thread count torch uses, so llama.cpp gets the same (its default is half the cores)."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def train_baseline(work: Path) -> tuple:
