@@ -72,7 +72,7 @@ def assistant_quality(out: Path, folds: int) -> Dict[str, Any]:
         "intent_f1_macro": round(report["macro avg"]["f1-score"], 4),
         "intent_accuracy": round(report.get("accuracy", 0.0), 4),
         "intent_f1": per_intent,
-        "confusion_matrix_png": str((nlu_dir / "intent_confusion_matrix.png").relative_to(ROOT))
+        "confusion_matrix_png": "nlu/intent_confusion_matrix.png"
         if (nlu_dir / "intent_confusion_matrix.png").exists() else None,
         "story_success_rate": round((stories_total - stories_failed) / stories_total, 4),
         "action_f1_weighted": round(story["weighted avg"]["f1-score"], 4),
@@ -217,6 +217,7 @@ def markdown(report: Dict[str, Any], plots: List[str]) -> str:
                    if a["nlu_folds"] > 1 else
                    f"- intent F1 on the training data (smoke, not generalisation): {a['intent_f1_weighted']}"),
                   f"- story success rate (`tests/test_stories.yml`): {a['story_success_rate']}",
+                  f"- confusion matrix: {a['confusion_matrix_png']}",
                   f"- weakest intents: " + ", ".join(f"{k} {v}" for k, v in sorted(a["intent_f1"].items(), key=lambda x: x[1])[:5]), ""]
     r = report.get("routing")
     if r:
