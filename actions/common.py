@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
@@ -47,8 +47,3 @@ def join_list(items: List[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def dispatch_events(values: Dict[str, Any]) -> List[EventType]:
-    """SlotSet events for a dict of slot values."""
-    return [SlotSet(name, value) for name, value in values.items()]

@@ -24,6 +24,8 @@ from actions.config import get_settings
 
 logger = logging.getLogger(__name__)
 
+# Same key as components.input_rails.GUARDRAILS_KEY (a test checks it). Not
+# imported from there so the action server starts without Rasa's graph components.
 GUARDRAILS_KEY = "guardrails"
 # One worker: generation is CPU-bound and the model serves one request at a time.
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm")

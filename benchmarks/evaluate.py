@@ -218,7 +218,7 @@ def markdown(report: Dict[str, Any], plots: List[str]) -> str:
                    f"- intent F1 on the training data (smoke, not generalisation): {a['intent_f1_weighted']}"),
                   f"- story success rate (`tests/test_stories.yml`): {a['story_success_rate']}",
                   f"- confusion matrix: {a['confusion_matrix_png']}",
-                  f"- weakest intents: " + ", ".join(f"{k} {v}" for k, v in sorted(a["intent_f1"].items(), key=lambda x: x[1])[:5]), ""]
+                  "- weakest intents: " + ", ".join(f"{k} {v}" for k, v in sorted(a["intent_f1"].items(), key=lambda x: x[1])[:5]), ""]
     r = report.get("routing")
     if r:
         c, b = r["clinc150"], r["banking77"]

@@ -19,7 +19,7 @@ import re
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -151,7 +151,6 @@ class Generation:
     latency_s: float
     timed_out: bool
     model_id: str
-    extra: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def tokens_per_s(self) -> float:

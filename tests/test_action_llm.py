@@ -137,3 +137,10 @@ async def test_tiny_real_model_end_to_end_through_the_rails(tmp_path, monkeypatc
         assert messages[0]["text"].strip()
     else:
         assert messages[0]["response"] == "utter_llm_fallback"
+
+
+def test_the_action_reads_the_key_the_input_rails_write():
+    from actions import llm
+    from components import input_rails
+
+    assert llm.GUARDRAILS_KEY == input_rails.GUARDRAILS_KEY

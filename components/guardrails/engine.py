@@ -10,7 +10,7 @@ maps a fired rail to the domain response that replaces the reply
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 from rasa.shared.exceptions import InvalidConfigException
@@ -54,7 +54,6 @@ class RailsResult:
     decisive: Optional[Verdict]
     redacted_text: Optional[str] = None
     latency_ms: float = 0.0
-    meta: Dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> Dict[str, Any]:
         """What is recorded on the tracker: verdicts without raw PII."""
