@@ -11,11 +11,12 @@ MODEL_FILE := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
 WARM_STAMP := .cache/converted/.warm-$(shell cat config.yml 2>/dev/null | sha256sum | cut -c1-12)
 RASA_PORT ?= 5005
 ACTIONS_PORT ?= 5055
+ENDPOINTS ?= endpoints.yml
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install setup train retrain validate actions stop shell run test test-unit test-stories test-e2e eval bench eval-rails trace clean
+.PHONY: help install setup llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-stories test-e2e eval bench eval-rails trace clean
 
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -58,11 +59,11 @@ stop: ## Stop the background action server
 	ACTIONS_PORT=$(ACTIONS_PORT) scripts/action_server.sh stop
 
 shell: train actions ## Talk to the assistant in the terminal (rasa shell)
-	$(BIN)/rasa shell --endpoints endpoints.yml -m models/assistant.tar.gz
+	@$(BIN)/python scripts/serve.py --dry-run > /dev/null
+	$(BIN)/rasa shell --endpoints endpoints.yml --credentials var/credentials.yml -m models/assistant.tar.gz
 
-run: train actions ## Serve the REST channel and HTTP API on 127.0.0.1:RASA_PORT
-	$(BIN)/rasa run --enable-api -i 127.0.0.1 -p $(RASA_PORT) --endpoints endpoints.yml \
-		--credentials credentials.yml -m models/assistant.tar.gz
+run: train actions ## Serve the channels whose secrets are set + the HTTP API (token) + the web chat page
+	$(BIN)/python scripts/serve.py --port $(RASA_PORT) --endpoints $(ENDPOINTS)
 
 test-stories: train ## rasa test on tests/test_stories.yml, failing on any prediction error
 	$(BIN)/rasa test core --stories tests/test_stories.yml -m models/assistant.tar.gz \
@@ -79,6 +80,27 @@ test: train test-stories ## Everything: data checks, story tests, unit and end-t
 
 eval: train ## Evaluation report (minutes): results/eval/report.md, report.json, plots
 	$(BIN)/python -m benchmarks.evaluate --out results/eval $(EVAL_ARGS)
+
+LLM_VENV := .venv-llm
+LLM_STAMP := $(LLM_VENV)/.installed-$(shell cat requirements-llm-server.txt constraints-llm-server.txt | sha256sum | cut -c1-12)
+LLM_PORT ?= 8000
+
+$(LLM_STAMP): requirements-llm-server.txt constraints-llm-server.txt
+	@test -n "$(PYTHON)" || { echo "error: no Python 3.10 found" >&2; exit 1; }
+	@test -x $(LLM_VENV)/bin/python || $(PYTHON) -m venv $(LLM_VENV)
+	$(LLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check pip==24.2
+	@mkdir -p .cache/wheels
+	$(LLM_VENV)/bin/pip wheel --disable-pip-version-check --no-deps --find-links .cache/wheels -w .cache/wheels llama-cpp-python==0.3.16
+	$(LLM_VENV)/bin/pip install --disable-pip-version-check --find-links .cache/wheels -r requirements-llm-server.txt -c constraints-llm-server.txt
+	$(LLM_VENV)/bin/pip check
+	@rm -f $(LLM_VENV)/.installed-*
+	@touch $@
+
+llm-server-env: $(LLM_STAMP) ## The OpenAI-compatible LLM server's own venv (.venv-llm; builds llama.cpp once)
+
+llm-server: $(LLM_STAMP) $(MODEL_FILE) ## Serve the default GGUF over an OpenAI-compatible API on 127.0.0.1:LLM_PORT
+	$(LLM_VENV)/bin/python -m llama_cpp.server --model $(MODEL_FILE) --model_alias smollm2 \
+		--host 127.0.0.1 --port $(LLM_PORT) --n_ctx 2048 --n_threads 2
 
 BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements-bench.txt | sha256sum | cut -c1-12)
 

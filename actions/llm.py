@@ -27,8 +27,10 @@ logger = logging.getLogger(__name__)
 # Same key as components.input_rails.GUARDRAILS_KEY (a test checks it). Not
 # imported from there so the action server starts without Rasa's graph components.
 GUARDRAILS_KEY = "guardrails"
-# One worker: generation is CPU-bound and the model serves one request at a time.
+# One worker: local generation is CPU-bound and the model serves one request at a time.
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm")
+# A remote server batches requests itself; these threads only wait on HTTP.
+_REMOTE_EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="llm-remote")
 # Sent when the config itself cannot be read (so on_output is unknown).
 UNAVAILABLE_RESPONSE = "utter_llm_unavailable"
 # Extra seconds allowed for loading and tokenising on top of the generation timeout.
@@ -86,16 +88,18 @@ class ActionLLMResponse(Action):
             "intent": (message.get("intent") or {}).get("name"),
             "confidence": (message.get("intent") or {}).get("confidence"),
             "input_rails": message.get(GUARDRAILS_KEY),
+            "backend": plugin.generation.backend,
             "model": plugin.generation.model_id,
         }
+        executor = _REMOTE_EXECUTOR if plugin.generation.backend == "openai" else _EXECUTOR
         loop = asyncio.get_running_loop()
         generation = None
         try:
             generator = await asyncio.wait_for(
-                loop.run_in_executor(_EXECUTOR, get_generator, plugin.generation), LOAD_GRACE_S
+                loop.run_in_executor(executor, get_generator, plugin.generation), LOAD_GRACE_S
             )
             generation = await asyncio.wait_for(
-                loop.run_in_executor(_EXECUTOR, generator.generate, conversation_history(tracker), text),
+                loop.run_in_executor(executor, generator.generate, conversation_history(tracker), text),
                 plugin.generation.timeout_s + LOAD_GRACE_S,
             )
         except Exception as error:  # noqa: BLE001 - the user gets a safe reply, the log the reason

@@ -1,7 +1,11 @@
 """Starts the real `rasa run actions` and `rasa run` processes on free loopback
-ports, with a temporary SQLite tracker store and business store.
+ports, by default with a temporary SQLite tracker store and business store.
 
-Used by the end-to-end tests and the benchmarks.
+Used by the end-to-end tests and the benchmarks. Options cover the channel and
+scale-out tests: extra channels in the credentials, another endpoints file
+(PostgreSQL + Redis + RabbitMQ), several Rasa processes sharing one store,
+another plugin config for the action server (the remote LLM backend), and
+restarting a Rasa process.
 """
 
 from __future__ import annotations
@@ -12,17 +16,21 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import requests
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "assistant.tar.gz"
 BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 240
 HTTP_TIMEOUT_S = 120
+# The REST channel's token in tests and benchmarks (never a real secret).
+TEST_TOKEN = "test-token-0123456789abcdef"
+MAX_BODY_BYTES = 1024 * 1024
 
 
 def free_port() -> int:
@@ -30,6 +38,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def sqlite_endpoints(actions_port: int, tracker_db: Path) -> str:
+    """The default endpoints: action server + SQLite tracker store (redacting)."""
+    return (
+        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
+        f'tracker_store:\n  type: components.redacting_tracker_store.RedactingSQLTrackerStore\n'
+        f'  dialect: "sqlite"\n  db: "{tracker_db}"\n'
+    )
 
 
 @dataclass
@@ -41,21 +58,43 @@ class Servers:
     tracker_db: Path
     store_db: Path
     logs: Dict[str, Path]
-    pids: Dict[str, int] = None
+    pids: Dict[str, int] = field(default_factory=dict)
+    rasa_urls: List[str] = field(default_factory=list)
+    token: str = TEST_TOKEN
+    _restart: Any = None
 
-    def say(self, sender: str, text: str) -> List[Dict]:
+    @property
+    def auth(self) -> Dict[str, str]:
+        """The REST channel's and HTTP API's authorization header."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def say(self, sender: str, text: str, url: Optional[str] = None) -> List[Dict]:
         """Sends one message through the REST channel and returns the bot's replies."""
         response = requests.post(
-            f"{self.rasa_url}/webhooks/rest/webhook",
+            f"{url or self.rasa_url}/webhooks/rest/webhook",
             json={"sender": sender, "message": text},
+            headers=self.auth,
             timeout=HTTP_TIMEOUT_S,
         )
         response.raise_for_status()
         return response.json()
 
-    def texts(self, sender: str, text: str) -> List[str]:
+    def texts(self, sender: str, text: str, url: Optional[str] = None) -> List[str]:
         """Like ``say`` but returns only the reply texts."""
-        return [m.get("text", "") for m in self.say(sender, text)]
+        return [m.get("text", "") for m in self.say(sender, text, url)]
+
+    def tracker(self, sender: str, url: Optional[str] = None) -> Dict[str, Any]:
+        """The conversation's tracker through the HTTP API (``?token=``, as Rasa's API expects)."""
+        response = requests.get(
+            f"{url or self.rasa_url}/conversations/{sender}/tracker", params={"token": self.token},
+            timeout=HTTP_TIMEOUT_S,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def restart_rasa(self, index: int = 0) -> None:
+        """Stops Rasa process ``index`` and starts it again on the same port."""
+        self._restart(index)
 
 
 def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
@@ -72,50 +111,103 @@ def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"{url} did not come up in {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
 
 
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
-def running_servers(work: Path, model: Path = MODEL) -> Iterator[Servers]:
-    """Runs both servers until the block ends, then stops them."""
+def running_servers(
+    work: Path,
+    model: Path = MODEL,
+    *,
+    channels: Optional[Dict[str, Any]] = None,
+    endpoints: Optional[str] = None,
+    rasa_count: int = 1,
+    rasa_config: Optional[Path] = None,
+    env: Optional[Dict[str, str]] = None,
+) -> Iterator[Servers]:
+    """Runs the action server and ``rasa_count`` Rasa servers until the block ends.
+
+    Args:
+        work: folder for the databases, logs and generated config files.
+        model: the trained Rasa model.
+        channels: extra credentials entries besides the token REST channel.
+        endpoints: endpoints.yml text; ``{actions_url}`` is replaced. Default:
+            SQLite tracker store in ``work``.
+        rasa_count: Rasa server processes sharing the endpoints.
+        rasa_config: the config.yml the action server reads its plugin
+            settings from (default: the project's).
+        env: extra environment for every process.
+    """
     if not model.exists():
         raise FileNotFoundError(f"{model} is missing: run `make train` first.")
-    rasa_port, actions_port = free_port(), free_port()
+    actions_port = free_port()
+    rasa_ports = [free_port() for _ in range(rasa_count)]
     tracker_db, store_db = work / "tracker.db", work / "assistant.db"
-    endpoints = work / "endpoints.yml"
-    endpoints.write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
-        f'tracker_store:\n  type: components.redacting_tracker_store.RedactingSQLTrackerStore\n'
-        f'  dialect: "sqlite"\n  db: "{tracker_db}"\n'
+    endpoints_file = work / "endpoints.yml"
+    actions_url = f"http://127.0.0.1:{actions_port}/webhook"
+    endpoints_file.write_text(
+        endpoints.replace("{actions_url}", actions_url) if endpoints else sqlite_endpoints(actions_port, tracker_db)
     )
-    env = {**os.environ, "ASSISTANT_DB_PATH": str(store_db), "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
-    logs = {"actions": work / "actions.log", "rasa": work / "rasa.log"}
-    commands = {
-        "actions": [str(BIN / "rasa"), "run", "actions", "--actions", "actions",
-                    "--port", str(actions_port)],
-        "rasa": [str(BIN / "rasa"), "run", "--enable-api", "-i", "127.0.0.1", "-p", str(rasa_port),
-                 "-m", str(model), "--endpoints", str(endpoints),
-                 "--credentials", str(ROOT / "credentials.yml")],
+    credentials = work / "credentials.yml"
+    credentials.write_text(yaml.safe_dump(
+        {"components.channels.rest.TokenRestInput": {"token": TEST_TOKEN}, **(channels or {})}
+    ))
+    process_env = {
+        **os.environ, "ASSISTANT_DB_PATH": str(store_db), "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+        "SANIC_REQUEST_MAX_SIZE": str(MAX_BODY_BYTES), **(env or {}),
     }
-    processes = {}
+    if rasa_config:
+        process_env["ASSISTANT_RASA_CONFIG"] = str(rasa_config)
+    logs = {"actions": work / "actions.log"}
+    processes: Dict[str, subprocess.Popen] = {}
+
+    def start(name: str, command: List[str], mode: str = "wb") -> None:
+        logs.setdefault(name, work / f"{name}.log")
+        with open(logs[name], mode) as log:
+            processes[name] = subprocess.Popen(command, cwd=ROOT, env=process_env, stdout=log,
+                                               stderr=subprocess.STDOUT)
+
+    def rasa_command(port: int) -> List[str]:
+        return [str(BIN / "rasa"), "run", "--enable-api", "--auth-token", TEST_TOKEN, "-i", "127.0.0.1",
+                "-p", str(port), "-m", str(model), "--endpoints", str(endpoints_file),
+                "--credentials", str(credentials)]
+
+    def restart(index: int) -> None:
+        name = "rasa" if index == 0 else f"rasa{index}"
+        _stop(processes[name])
+        start(name, rasa_command(rasa_ports[index]), mode="ab")
+        _wait_until_up(f"http://127.0.0.1:{rasa_ports[index]}/status?token={TEST_TOKEN}",
+                       processes[name], logs[name])
+
     try:
-        for name, command in commands.items():
-            with open(logs[name], "wb") as log:
-                processes[name] = subprocess.Popen(
-                    command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-                )
+        start("actions", [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(actions_port)])
+        for index, port in enumerate(rasa_ports):
+            start("rasa" if index == 0 else f"rasa{index}", rasa_command(port))
         _wait_until_up(f"http://127.0.0.1:{actions_port}/health", processes["actions"], logs["actions"])
-        _wait_until_up(f"http://127.0.0.1:{rasa_port}/status", processes["rasa"], logs["rasa"])
+        for index, port in enumerate(rasa_ports):
+            name = "rasa" if index == 0 else f"rasa{index}"
+            _wait_until_up(f"http://127.0.0.1:{port}/status?token={TEST_TOKEN}", processes[name], logs[name])
+        urls = [f"http://127.0.0.1:{port}" for port in rasa_ports]
         yield Servers(
-            rasa_url=f"http://127.0.0.1:{rasa_port}",
+            rasa_url=urls[0],
             actions_url=f"http://127.0.0.1:{actions_port}",
             tracker_db=tracker_db,
             store_db=store_db,
             logs=logs,
             pids={name: p.pid for name, p in processes.items()},
+            rasa_urls=urls,
+            _restart=restart,
         )
     finally:
         for process in processes.values():
-            process.terminate()
+            if process.poll() is None:
+                process.terminate()
         for process in processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            _stop(process)

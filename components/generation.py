@@ -1,7 +1,12 @@
 """Reply generation with a Hugging Face causal language model.
 
-Loads any ``transformers`` causal LM by Hugging Face id or local folder, or a
-GGUF file (``gguf_file``) which ``transformers`` de-quantises on load. That
+Two backends share the settings, the prompt and the post-processing:
+``transformers`` (default, in-process) and ``openai`` (any OpenAI-compatible
+chat-completions server: vLLM, TGI, llama.cpp's server, Ollama; see
+``components.remote_generation``).
+
+The ``transformers`` backend loads any causal LM by Hugging Face id or local
+folder, or a GGUF file (``gguf_file``) which ``transformers`` de-quantises on load. That
 conversion takes tens of seconds, so the converted weights are saved once
 under ``cache_dir`` and later loads read them in about a second. Each process
 loads a model once (``get_generator``).
@@ -42,12 +47,17 @@ _ROLE_PREFIX = re.compile(r"^\s*(assistant|system|user|bot|human)\s*:\s*", re.I 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
 
 
+BACKENDS = ("transformers", "openai")
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     """Validated generation settings (the ``generation`` block of the policy's config).
 
     Attributes:
-        model: Hugging Face model id or local folder.
+        backend: ``transformers`` (in-process) or ``openai`` (a remote server).
+        model: Hugging Face model id or local folder; with ``openai``, the model
+            name the server is asked for.
         gguf_file: a GGUF file inside ``model`` to load instead of safetensors, or None.
         revision: model revision (branch, tag or commit) for hub models.
         cache_dir: where converted GGUF weights are kept.
@@ -62,8 +72,18 @@ class GenerationSettings:
         max_reply_chars: replies are cut at a sentence boundary below this length.
         stop_tokens: tokens that end a reply besides the tokenizer's eos token.
         torch_threads: CPU threads for torch (0: torch's default).
+        base_url: ``openai`` only: the server's API root, e.g. http://127.0.0.1:8000/v1.
+        api_key_env: ``openai`` only: environment variable holding the API key
+            (sent as a bearer token when set; the key never goes into config).
+        retries: ``openai`` only: extra attempts after a connection error or a
+            429/5xx answer (not after a read timeout).
+        circuit_failures: ``openai`` only: consecutive failed requests that open
+            the circuit breaker (0 disables it).
+        circuit_reset_s: ``openai`` only: seconds the breaker stays open before
+            one trial request is let through.
     """
 
+    backend: str = "transformers"
     model: str = ".cache/models"
     gguf_file: Optional[str] = "SmolLM2-135M-Instruct.Q4_1.gguf"
     revision: Optional[str] = None
@@ -79,6 +99,11 @@ class GenerationSettings:
     max_reply_chars: int = 400
     stop_tokens: Tuple[str, ...] = ("<|im_end|>",)
     torch_threads: int = 0
+    base_url: Optional[str] = None
+    api_key_env: str = "LLM_API_KEY"
+    retries: int = 2
+    circuit_failures: int = 3
+    circuit_reset_s: float = 30.0
 
     @classmethod
     def from_config(cls, config: Optional[Dict[str, Any]]) -> GenerationSettings:
@@ -101,9 +126,14 @@ class GenerationSettings:
         def fail(message: str) -> None:
             raise InvalidConfigException(f"generation: {message}")
 
+        if self.backend not in BACKENDS:
+            fail(f"`backend` must be one of {list(BACKENDS)}, got {self.backend!r}.")
         if not isinstance(self.model, str) or not self.model.strip():
             fail("`model` must be a Hugging Face model id or a local folder.")
-        for name in ("history_turns", "max_new_tokens", "max_reply_chars", "torch_threads"):
+        for name in (
+            "history_turns", "max_new_tokens", "max_reply_chars", "torch_threads",
+            "retries", "circuit_failures",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 fail(f"`{name}` must be a non-negative integer, got {value!r}.")
@@ -123,6 +153,22 @@ class GenerationSettings:
             fail(f"`timeout_s` must be in (0, 600] seconds, got {self.timeout_s!r}.")
         if not isinstance(self.system_prompt, str) or not self.system_prompt.strip():
             fail("`system_prompt` must be a non-empty string.")
+        if self.retries > 10:
+            fail(f"`retries` must be at most 10, got {self.retries}.")
+        if not isinstance(self.circuit_reset_s, (int, float)) or self.circuit_reset_s <= 0:
+            fail(f"`circuit_reset_s` must be a positive number, got {self.circuit_reset_s!r}.")
+        if not isinstance(self.api_key_env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
+            fail(
+                f"`api_key_env` must be the name of an environment variable, got "
+                f"{self.api_key_env!r} (put the key itself in that variable, not in config)."
+            )
+        if self.backend == "openai" and not re.match(r"https?://[^/\s]+", str(self.base_url or "")):
+            fail(
+                "`backend: openai` needs `base_url`, the server's API root such as "
+                f"http://127.0.0.1:8000/v1; got {self.base_url!r}."
+            )
+        if self.backend == "transformers" and self.base_url:
+            fail("`base_url` is set but `backend` is transformers; set `backend: openai` or remove it.")
         if not self.do_sample and (self.temperature != 1.0 or self.top_p != 1.0):
             fail(
                 "`temperature` or `top_p` is set but `do_sample` is false; set "
@@ -132,6 +178,8 @@ class GenerationSettings:
     @property
     def model_id(self) -> str:
         """A readable identifier of the model for traces."""
+        if self.backend == "openai":
+            return f"{self.base_url.rstrip('/')} {self.model}"
         return f"{self.model}/{self.gguf_file}" if self.gguf_file else self.model
 
     def as_dict(self) -> Dict[str, Any]:
@@ -198,6 +246,18 @@ def postprocess(raw: str, max_chars: int, complete: bool) -> str:
     return reply[:-1] + "." if reply.endswith(":") else reply
 
 
+def build_messages(
+    settings: GenerationSettings, history: List[Dict[str, str]], user_text: str
+) -> List[Dict[str, str]]:
+    """System prompt + the last ``history_turns`` messages + the user's message."""
+    turns = history[-settings.history_turns :] if settings.history_turns else []
+    return [
+        {"role": "system", "content": settings.system_prompt},
+        *turns,
+        {"role": "user", "content": user_text},
+    ]
+
+
 class ResponseGenerator:
     """A loaded model and tokenizer that turn a chat into a reply."""
 
@@ -215,12 +275,7 @@ class ResponseGenerator:
 
     def build_messages(self, history: List[Dict[str, str]], user_text: str) -> List[Dict[str, str]]:
         """System prompt + the last ``history_turns`` messages + the user's message."""
-        turns = history[-self.settings.history_turns :] if self.settings.history_turns else []
-        return [
-            {"role": "system", "content": self.settings.system_prompt},
-            *turns,
-            {"role": "user", "content": user_text},
-        ]
+        return build_messages(self.settings, history, user_text)
 
     def generate(self, history: List[Dict[str, str]], user_text: str) -> Generation:
         """Generates one reply; thread-safe (one generation at a time per model)."""
@@ -266,12 +321,27 @@ class ResponseGenerator:
         return Generation(text, raw, len(new_ids), latency, timed_out, s.model_id)
 
 
-_GENERATORS: Dict[Tuple[str, Optional[str], Optional[str]], ResponseGenerator] = {}
+_GENERATORS: Dict[Tuple[Optional[str], ...], Any] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def get_generator(settings: GenerationSettings) -> ResponseGenerator:
-    """The process-wide generator for these settings' model (loaded once)."""
+def get_generator(settings: GenerationSettings) -> Any:
+    """The process-wide generator for these settings (a model is loaded once).
+
+    Returns a ``ResponseGenerator`` for the ``transformers`` backend and a
+    ``components.remote_generation.RemoteGenerator`` (one circuit breaker per
+    server and model) for ``openai``; both have ``generate(history, user_text)``.
+    """
+    if settings.backend == "openai":
+        from components.remote_generation import RemoteGenerator
+
+        key: Tuple[Optional[str], ...] = ("openai", settings.base_url, settings.model)
+        with _LOAD_LOCK:
+            remote = _GENERATORS.get(key)
+            if remote is None or remote.settings != settings:
+                remote = RemoteGenerator(settings)
+                _GENERATORS[key] = remote
+        return remote
     key = (settings.model, settings.gguf_file, settings.revision)
     with _LOAD_LOCK:
         generator = _GENERATORS.get(key)

@@ -29,6 +29,9 @@ def main() -> int:
 
     try:
         settings = load_plugin_config(args.config).generation
+        if settings.backend != "transformers":
+            print(f"response model served remotely ({settings.model_id}): nothing to load")
+            return 0
         start = time.perf_counter()
         load_model(settings)
     except (InvalidConfigException, RuntimeError) as error:

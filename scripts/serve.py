@@ -1,0 +1,121 @@
+"""Starts the Rasa server with the channels whose secrets are set.
+
+`make run` calls this. It reads credentials.yml without expanding it, keeps
+each channel whose `${VAR}` environment variables are all set (optional ones
+may be missing), writes the result to var/credentials.yml, makes sure
+RASA_AUTH_TOKEN exists (creating var/auth_token, mode 0600, when it is unset),
+prints what is on and off and the web chat address, then runs `rasa run` with
+the HTTP API behind the same token and request bodies capped at 1 MB.
+
+Usage: python scripts/serve.py [--port 5005] [--endpoints endpoints.yml] [--dry-run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Set, Tuple
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+TOKEN_FILE = VAR / "auth_token"
+# Variables that may be unset: the channel then uses its default.
+OPTIONAL_VARS = {"SLACK_API_URL", "TELEGRAM_API_URL"}
+MAX_BODY_BYTES = 1024 * 1024
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def referenced(value: Any) -> Set[str]:
+    """Environment variables a credentials value refers to."""
+    if isinstance(value, str):
+        return set(_VAR.findall(value))
+    if isinstance(value, dict):
+        return set().union(*(referenced(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(referenced(v) for v in value)) if value else set()
+    return set()
+
+
+def active_channels(credentials: Dict[str, Any], env: Dict[str, str]) -> Tuple[Dict[str, Any], List[str]]:
+    """(channels to start, one status line per channel)."""
+    active: Dict[str, Any] = {}
+    lines = []
+    for channel, settings in (credentials or {}).items():
+        settings = dict(settings or {})
+        for key, value in list(settings.items()):
+            optional_unset = referenced(value) & OPTIONAL_VARS - set(env)
+            if optional_unset:
+                del settings[key]
+        missing = sorted(v for v in referenced(settings) if not env.get(v))
+        short = channel.split(".")[-1]
+        if missing:
+            lines.append(f"  {short:<16} off  (set {', '.join(missing)})")
+        else:
+            active[channel] = settings
+            lines.append(f"  {short:<16} on")
+    return active, lines
+
+
+def auth_token(env: Dict[str, str]) -> str:
+    """RASA_AUTH_TOKEN, or the one kept in var/auth_token (created once)."""
+    if env.get("RASA_AUTH_TOKEN"):
+        return env["RASA_AUTH_TOKEN"]
+    VAR.mkdir(exist_ok=True)
+    if not TOKEN_FILE.exists():
+        TOKEN_FILE.write_text(secrets.token_urlsafe(24) + "\n")
+        TOKEN_FILE.chmod(0o600)
+    return TOKEN_FILE.read_text().strip()
+
+
+def main() -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("RASA_PORT", 5005)))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--endpoints", default="endpoints.yml")
+    parser.add_argument("--credentials", type=Path, default=ROOT / "credentials.yml")
+    parser.add_argument("--model", default="models/assistant.tar.gz")
+    parser.add_argument("--dry-run", action="store_true", help="write var/credentials.yml and print, do not start")
+    args = parser.parse_args()
+
+    env = dict(os.environ)
+    env["RASA_AUTH_TOKEN"] = auth_token(env)
+    env.setdefault("SANIC_REQUEST_MAX_SIZE", str(MAX_BODY_BYTES))
+    try:
+        credentials = yaml.safe_load(args.credentials.read_text("utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        print(f"error: cannot read {args.credentials}: {error}", file=sys.stderr)
+        return 2
+    active, lines = active_channels(credentials, env)
+    VAR.mkdir(exist_ok=True)
+    out = VAR / "credentials.yml"
+    out.write_text(
+        "# Written by scripts/serve.py from credentials.yml: the channels whose variables are set.\n"
+        + yaml.safe_dump(active, sort_keys=False)
+    )
+    base = f"http://{args.host}:{args.port}"
+    print("Channels:\n" + "\n".join(lines))
+    if any(c.endswith("TokenRestInput") for c in active):
+        print(f"Web chat:  {base}/webhooks/rest/chat#token={env['RASA_AUTH_TOKEN']}")
+    print(f"REST:      curl -H 'Authorization: Bearer <token>' -d '{{\"sender\":\"me\",\"message\":\"hi\"}}' "
+          f"{base}/webhooks/rest/webhook   (token: $RASA_AUTH_TOKEN or var/auth_token)", flush=True)
+    command = [
+        str(Path(sys.executable).parent / "rasa"), "run", "--enable-api", "-i", args.host, "-p", str(args.port),
+        "--auth-token", env["RASA_AUTH_TOKEN"], "--endpoints", args.endpoints,
+        "--credentials", str(out), "-m", args.model,
+    ]
+    if args.dry_run:
+        return 0
+    os.chdir(ROOT)
+    os.execve(command[0], command, env)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
