@@ -53,3 +53,14 @@ def sent(dispatcher) -> List[Dict[str, Any]]:
 def entity(name: str, value: str) -> List[Dict[str, Any]]:
     """A one-entity list as the NLU pipeline reports it."""
     return [{"entity": name, "value": value, "start": 0, "end": len(value)}]
+
+
+def config_with_generation(path, **generation: Any) -> str:
+    """config.yml's text with the LLMResponsePolicy's generation block updated."""
+    import yaml
+
+    config = yaml.safe_load(open(path, encoding="utf-8"))
+    for policy in config["policies"]:
+        if str(policy.get("name", "")).endswith("LLMResponsePolicy"):
+            policy["generation"] = {**(policy.get("generation") or {}), **generation}
+    return yaml.safe_dump(config, sort_keys=False)
