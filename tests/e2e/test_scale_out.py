@@ -1,0 +1,140 @@
+"""Scale-out with the real servers on loopback: endpoints.scale.yml with a
+PostgreSQL tracker store, a Redis lock store and a RabbitMQ event broker, and
+two Rasa server processes continuing one conversation alternately and
+concurrently. Each test run uses its own database, Redis key prefix and queue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, Iterator, List
+
+import psycopg2
+import pytest
+
+from benchmarks.servers import MODEL, ROOT, Servers, running_servers
+
+pytestmark = pytest.mark.e2e
+
+PG = {"host": os.environ.get("DB_HOST", "127.0.0.1"), "port": int(os.environ.get("DB_PORT", 5432)),
+      "user": os.environ.get("DB_USER", "postgres"), "password": os.environ.get("DB_PASSWORD", "")}
+RABBIT = {"host": os.environ.get("RABBITMQ_HOST", "127.0.0.1"), "user": os.environ.get("RABBITMQ_USER", "guest"),
+          "password": os.environ.get("RABBITMQ_PASSWORD", "guest")}
+
+
+def _admin(sql: str) -> None:
+    conn = psycopg2.connect(dbname="postgres", **PG)
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute(sql)
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def scaled(tmp_path_factory) -> Iterator[Dict[str, Any]]:
+    if not MODEL.exists():
+        pytest.fail(f"{MODEL} is missing: run `make train` first (make test does).")
+    run = uuid.uuid4().hex[:8]
+    db, queue = f"assistant_test_{run}", f"assistant_events_{run}"
+    _admin(f"CREATE DATABASE {db}")
+    env = {"DB_HOST": PG["host"], "DB_PORT": str(PG["port"]), "DB_NAME": db, "DB_USER": PG["user"],
+           "DB_PASSWORD": PG["password"], "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "0",
+           "RABBITMQ_HOST": RABBIT["host"], "RABBITMQ_USER": RABBIT["user"],
+           "RABBITMQ_PASSWORD": RABBIT["password"], "RABBITMQ_QUEUE": queue}
+    endpoints = (ROOT / "endpoints.scale.yml").read_text().replace("${ACTION_SERVER_URL}", "{actions_url}")
+    endpoints = endpoints.replace("key_prefix: assistant", f"key_prefix: assistant{run}")
+    try:
+        with running_servers(tmp_path_factory.mktemp("scale"), endpoints=endpoints, rasa_count=2,
+                             env=env) as servers:
+            yield {"servers": servers, "db": db, "queue": queue}
+    finally:
+        _admin(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        asyncio.run(_delete_queue(queue))
+
+
+def stored_events(db: str, sender: str) -> List[Dict[str, Any]]:
+    conn = psycopg2.connect(dbname=db, **PG)
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT data FROM events WHERE sender_id = %s ORDER BY id", (sender,))
+        rows = [json.loads(data) for (data,) in cursor.fetchall()]
+    conn.close()
+    return rows
+
+
+async def _connect():
+    import aio_pika
+
+    return await aio_pika.connect_robust(
+        host=RABBIT["host"], login=RABBIT["user"], password=RABBIT["password"], timeout=10)
+
+
+async def _drain(queue_name: str) -> List[Dict[str, Any]]:
+    connection = await _connect()
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(queue_name, durable=True)
+        messages = []
+        while True:
+            message = await queue.get(no_ack=True, fail=False, timeout=5)
+            if message is None:
+                return messages
+            messages.append(json.loads(message.body))
+
+
+async def _delete_queue(queue_name: str) -> None:
+    connection = await _connect()
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(queue_name)
+
+
+def test_two_processes_continue_one_conversation_alternately(scaled):
+    servers: Servers = scaled["servers"]
+    first, second = servers.rasa_urls
+    user = "scale-alternating"
+    turns = [
+        (first, "hi", "Hello!"),
+        (second, "I want to return order 10008", "Why would you like to return it?"),
+        (first, "it arrived broken", "Your return for order 10008 is registered under reference RET-"),
+        (second, "what are your opening hours", "Our support team is available"),
+    ]
+    for url, text, expected in turns:
+        [reply] = servers.texts(user, text, url=url)
+        assert reply.startswith(expected), (url, text, reply)
+    events = stored_events(scaled["db"], user)
+    assert [e["text"] for e in events if e["event"] == "user"] == [t for _, t, _ in turns]
+    assert len(events) == len({(e["event"], e.get("timestamp"), e.get("name"), e.get("text")) for e in events})
+    # Both processes see the same, whole conversation.
+    assert servers.tracker(user, url=first)["events"] == servers.tracker(user, url=second)["events"]
+
+
+def test_concurrent_messages_through_both_processes_are_serialised(scaled):
+    """The Redis lock store makes the processes take one message of a conversation
+    at a time: every message is stored exactly once, each followed by its answer."""
+    servers: Servers = scaled["servers"]
+    user = "scale-concurrent"
+    texts = [f"what are your opening hours {n}" for n in range(6)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        replies = list(pool.map(lambda n: servers.texts(user, texts[n], url=servers.rasa_urls[n % 2]), range(6)))
+    assert all(r and r[0].startswith("Our support team is available") for r in replies)
+    events = stored_events(scaled["db"], user)
+    users = [e["text"] for e in events if e["event"] == "user"]
+    assert sorted(users) == sorted(texts)
+    kinds = [e["event"] for e in events if e["event"] in ("user", "bot")]
+    assert kinds == ["user", "bot"] * 6  # never two user turns without the answer between them
+
+
+def test_events_reach_the_rabbitmq_queue_and_pii_stays_out_of_postgresql(scaled):
+    servers: Servers = scaled["servers"]
+    user = "scale-broker"
+    servers.texts(user, "hi, my email is ada@example.com", url=servers.rasa_urls[1])
+    published = asyncio.run(_drain(scaled["queue"]))
+    mine = [m for m in published if m.get("sender_id") == user]
+    assert [m["text"] for m in mine if m["event"] == "user"] == ["hi, my email is ada@example.com"]
+    assert any(m["event"] == "bot" for m in mine)
+    assert {m["sender_id"] for m in published} >= {"scale-alternating", "scale-concurrent", user}
+    [stored] = [e for e in stored_events(scaled["db"], user) if e["event"] == "user"]
+    assert stored["text"] == "hi, my email is [EMAIL]"
