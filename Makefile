@@ -12,11 +12,14 @@ WARM_STAMP := .cache/converted/.warm-$(shell cat config.yml 2>/dev/null | sha256
 RASA_PORT ?= 5005
 ACTIONS_PORT ?= 5055
 ENDPOINTS ?= endpoints.yml
+LLM_VENV := .venv-llm
+LLM_STAMP := $(LLM_VENV)/.installed-$(shell cat requirements-llm-server.txt constraints-llm-server.txt | sha256sum | cut -c1-12)
+LLM_PORT ?= 8000
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install setup llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-stories test-e2e eval bench eval-rails trace clean
+.PHONY: help install setup services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-stories test-e2e eval bench eval-rails trace clean
 
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -69,21 +72,21 @@ test-stories: train ## rasa test on tests/test_stories.yml, failing on any predi
 	$(BIN)/rasa test core --stories tests/test_stories.yml -m models/assistant.tar.gz \
 		--fail-on-prediction-errors --out results/stories --no-plot
 
-test-unit: setup ## Unit tests only (no trained model needed)
+test-unit: setup services $(LLM_STAMP) ## Unit tests only (no trained model needed)
 	$(BIN)/pytest -m "not e2e"
 
-test-e2e: train ## End-to-end tests against real rasa and action server processes
+services: ## Start PostgreSQL, Redis and RabbitMQ on loopback if needed; install Chromium once
+	scripts/services.sh
+
+test-e2e: train services $(LLM_STAMP) ## End-to-end tests against real rasa and action server processes
 	$(BIN)/pytest -m e2e
 
-test: train test-stories ## Everything: data checks, story tests, unit and end-to-end tests
+test: train test-stories services $(LLM_STAMP) ## Everything: data checks, story tests, unit and end-to-end tests
 	$(BIN)/pytest
 
 eval: train ## Evaluation report (minutes): results/eval/report.md, report.json, plots
 	$(BIN)/python -m benchmarks.evaluate --out results/eval $(EVAL_ARGS)
 
-LLM_VENV := .venv-llm
-LLM_STAMP := $(LLM_VENV)/.installed-$(shell cat requirements-llm-server.txt constraints-llm-server.txt | sha256sum | cut -c1-12)
-LLM_PORT ?= 8000
 
 $(LLM_STAMP): requirements-llm-server.txt constraints-llm-server.txt
 	@test -n "$(PYTHON)" || { echo "error: no Python 3.10 found" >&2; exit 1; }

@@ -135,3 +135,19 @@ def test_odd_input_gets_a_polite_reply(servers, text):
     replies = servers.say("e2e-odd", text)
     assert isinstance(replies, list)
     assert all(isinstance(m.get("text"), str) and m["text"] for m in replies)
+
+
+def test_a_restart_of_the_server_keeps_every_conversation(servers):
+    """SQLite is the default store: stop the Rasa process in the middle of a
+    form, start it again, and the conversation goes on where it was."""
+    user = "e2e-restart"
+    servers.texts(user, "hi")
+    assert servers.texts(user, "I want to return order 10008") == [
+        "Why would you like to return it? A short reason is enough."]
+    before = servers.tracker(user)["events"]
+    servers.restart_rasa()
+    assert servers.tracker(user)["events"] == before
+    [created] = servers.texts(user, "it arrived broken")
+    assert created.startswith("Your return for order 10008 is registered under reference RET-")
+    users = [e["text"] for e in servers.tracker(user)["events"] if e["event"] == "user"]
+    assert users == ["hi", "I want to return order 10008", "it arrived broken"]
