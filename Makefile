@@ -19,7 +19,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install setup services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-stories test-e2e eval bench eval-rails trace clean
+.PHONY: help install setup services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-stories test-e2e eval bench eval-rails finetune trace clean
 
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -120,6 +120,9 @@ bench: train $(BENCH_STAMP) ## Latency, throughput and cost side by side: result
 eval-rails: setup ## Measure the rails: redteam refusal, over-refusal, PII recall, latency
 	@mkdir -p results
 	$(BIN)/python -m benchmarks.rails_eval --json results/rails.json
+
+finetune: setup ## Fine-tune the response model on the project's data (+ FINETUNE_ARGS), promote if rails hold
+	$(BIN)/python -m finetune $(FINETUNE_ARGS)
 
 trace: ## Explain a conversation turn by turn: make trace ID=<sender id>
 	@test -n "$(ID)" || { echo "usage: make trace ID=<sender id>" >&2; exit 2; }

@@ -34,7 +34,7 @@ from typing import Any, Dict, List
 import yaml
 
 from benchmarks import rails_eval
-from benchmarks.servers import MODEL, ROOT, Servers, running_servers
+from benchmarks.servers import MODEL, ROOT, TEST_TOKEN, Servers, running_servers
 
 INTENT_TEXT = "where is my order 10002"
 LLM_PROMPTS = ["why is the sky blue?", "how do rainbows form?", "tell me a fun fact", "how do bees make honey?",
@@ -65,7 +65,7 @@ async def _load(url: str, concurrency: int, requests_total: int, tag: str) -> Di
         while not queue.empty():
             queue.get_nowait()
             start = time.perf_counter()
-            async with session.post(f"{url}/webhooks/rest/webhook",
+            async with session.post(f"{url}/webhooks/rest/webhook", headers={"Authorization": f"Bearer {TEST_TOKEN}"},
                                     json={"sender": f"bench-{tag}-{n}", "message": INTENT_TEXT}) as response:
                 body = await response.json()
             assert body and body[0]["text"].startswith("Order 10002"), body

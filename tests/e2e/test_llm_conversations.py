@@ -6,14 +6,12 @@ import json
 import sqlite3
 
 import pytest
-import requests
 
 pytestmark = pytest.mark.e2e
 
 
 def _trace(servers, sender):
-    tracker = requests.get(f"{servers.rasa_url}/conversations/{sender}/tracker", timeout=30).json()
-    return tracker["slots"].get("llm_trace")
+    return servers.tracker(sender)["slots"].get("llm_trace")
 
 
 def test_an_open_ended_question_gets_a_model_answer(servers):
