@@ -159,3 +159,18 @@ def test_after_the_fuzzing_every_process_is_up_and_answers(edge_servers):
     assert safe.startswith("Sorry, I can't answer open questions right now.")
     FakeTelegram.deliver(f"{servers.rasa_url}/webhooks/telegram/webhook", telegram.update(424242, "hi"))
     assert telegram.sent_to(424242)[-1]["text"].startswith("Hello!")
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": "Basic x"}],
+                         ids=["none", "wrong", "other-scheme"])
+def test_rest_webhook_and_http_api_reject_requests_without_the_token(edge_servers, headers):
+    servers, _ = edge_servers
+    response = requests.post(f"{servers.rasa_url}/webhooks/rest/webhook", json={"sender": "x", "message": "hi"},
+                             headers=headers, timeout=TIMEOUT_S)
+    assert response.status_code == 401
+    assert requests.get(f"{servers.rasa_url}/conversations/x/tracker", headers=headers,
+                        timeout=TIMEOUT_S).status_code == 401
+    assert requests.get(f"{servers.rasa_url}/conversations/x/tracker", params={"token": "wrong"},
+                        timeout=TIMEOUT_S).status_code == 401
+    assert requests.get(f"{servers.rasa_url}/conversations/x/tracker", params={"token": servers.token},
+                        timeout=TIMEOUT_S).status_code == 200
