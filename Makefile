@@ -62,11 +62,11 @@ stop: ## Stop the background action server
 	ACTIONS_PORT=$(ACTIONS_PORT) scripts/action_server.sh stop
 
 shell: train actions ## Talk to the assistant in the terminal (rasa shell)
-	@$(BIN)/python scripts/serve.py --dry-run > /dev/null
-	$(BIN)/rasa shell --endpoints endpoints.yml --credentials var/credentials.yml -m models/assistant.tar.gz
+	@ACTIONS_PORT=$(ACTIONS_PORT) $(BIN)/python scripts/serve.py --dry-run --endpoints $(ENDPOINTS) > /dev/null
+	$(BIN)/rasa shell --endpoints var/endpoints.yml --credentials var/credentials.yml -m models/assistant.tar.gz
 
 run: train actions ## Serve the channels whose secrets are set + the HTTP API (token) + the web chat page
-	$(BIN)/python scripts/serve.py --port $(RASA_PORT) --endpoints $(ENDPOINTS)
+	ACTIONS_PORT=$(ACTIONS_PORT) $(BIN)/python scripts/serve.py --port $(RASA_PORT) --endpoints $(ENDPOINTS)
 
 test-stories: train ## rasa test on tests/test_stories.yml, failing on any prediction error
 	$(BIN)/rasa test core --stories tests/test_stories.yml -m models/assistant.tar.gz \

@@ -2,7 +2,8 @@
 
 `make run` calls this. It reads credentials.yml without expanding it, keeps
 each channel whose `${VAR}` environment variables are all set (optional ones
-may be missing), writes the result to var/credentials.yml, makes sure
+may be missing), writes the result to var/credentials.yml, writes
+var/endpoints.yml with a local action server URL moved to ACTIONS_PORT, makes sure
 RASA_AUTH_TOKEN exists (creating var/auth_token, mode 0600, when it is unset),
 prints what is on and off and the web chat address, then runs `rasa run` with
 the HTTP API behind the same token and request bodies capped at 1 MB.
@@ -62,6 +63,16 @@ def active_channels(credentials: Dict[str, Any], env: Dict[str, str]) -> Tuple[D
     return active, lines
 
 
+def endpoints_for(source: Path, actions_port: str) -> str:
+    """The endpoints text with a local action server URL moved to ``actions_port``
+    (what `make actions ACTIONS_PORT=...` started); other URLs are left alone."""
+    text = source.read_text("utf-8")
+    if actions_port:
+        text = re.sub(r"(url:\s*[\"']?https?://(?:localhost|127\.0\.0\.1)):\d+(/webhook)",
+                      rf"\g<1>:{int(actions_port)}\g<2>", text)
+    return text
+
+
 def auth_token(env: Dict[str, str]) -> str:
     """RASA_AUTH_TOKEN, or the one kept in var/auth_token (created once)."""
     if env.get("RASA_AUTH_TOKEN"):
@@ -94,6 +105,13 @@ def main() -> int:
         return 2
     active, lines = active_channels(credentials, env)
     VAR.mkdir(exist_ok=True)
+    endpoints = VAR / "endpoints.yml"
+    try:
+        endpoints.write_text(f"# Written by scripts/serve.py from {args.endpoints}.\n"
+                             + endpoints_for(ROOT / args.endpoints, env.get("ACTIONS_PORT", "")))
+    except OSError as error:
+        print(f"error: cannot read {args.endpoints}: {error}", file=sys.stderr)
+        return 2
     out = VAR / "credentials.yml"
     out.write_text(
         "# Written by scripts/serve.py from credentials.yml: the channels whose variables are set.\n"
@@ -107,7 +125,7 @@ def main() -> int:
           f"{base}/webhooks/rest/webhook   (token: $RASA_AUTH_TOKEN or var/auth_token)", flush=True)
     command = [
         str(Path(sys.executable).parent / "rasa"), "run", "--enable-api", "-i", args.host, "-p", str(args.port),
-        "--auth-token", env["RASA_AUTH_TOKEN"], "--endpoints", args.endpoints,
+        "--auth-token", env["RASA_AUTH_TOKEN"], "--endpoints", str(endpoints),
         "--credentials", str(out), "-m", args.model,
     ]
     if args.dry_run:

@@ -46,3 +46,11 @@ def test_a_token_is_created_once_with_private_permissions(serve, tmp_path):
     assert len(first) >= 16 and serve.auth_token({}) == first
     assert stat.S_IMODE((tmp_path / "auth_token").stat().st_mode) == 0o600
     assert serve.auth_token({"RASA_AUTH_TOKEN": "from-the-environment-123"}) == "from-the-environment-123"
+
+
+def test_a_local_action_server_url_follows_actions_port(serve):
+    moved = serve.endpoints_for(ROOT / "endpoints.yml", "5098")
+    assert 'url: "http://localhost:5098/webhook"' in moved
+    assert "tracker_store:" in moved
+    scale = serve.endpoints_for(ROOT / "endpoints.scale.yml", "5098")
+    assert "url: ${ACTION_SERVER_URL}" in scale  # not a local URL: left to the variable
