@@ -63,7 +63,8 @@ stop: ## Stop the background action server
 
 shell: train actions ## Talk to the assistant in the terminal (rasa shell)
 	@ACTIONS_PORT=$(ACTIONS_PORT) $(BIN)/python scripts/serve.py --dry-run --endpoints $(ENDPOINTS) > /dev/null
-	$(BIN)/rasa shell --endpoints var/endpoints.yml --credentials var/credentials.yml -m models/assistant.tar.gz
+	RASA_AUTH_TOKEN="$${RASA_AUTH_TOKEN:-$$(cat var/auth_token)}" \
+		$(BIN)/rasa shell --endpoints var/endpoints.yml --credentials var/credentials.yml -m models/assistant.tar.gz
 
 run: train actions ## Serve the channels whose secrets are set + the HTTP API (token) + the web chat page
 	ACTIONS_PORT=$(ACTIONS_PORT) $(BIN)/python scripts/serve.py --port $(RASA_PORT) --endpoints $(ENDPOINTS)
