@@ -158,32 +158,37 @@ def collect_tracker(url: str, since: Optional[str] = None, until: Optional[str] 
     for events in by_sender.values():
         history: List[Dict[str, str]] = []
         current: Optional[Dialogue] = None
-
-        def close() -> None:
-            if current is not None and current.reply:
-                dialogues.append(current)
-                if current.blocked:  # a blocked turn never becomes context for later ones
-                    return
-                history.extend([{"role": "user", "content": current.user},
-                                {"role": "assistant", "content": current.reply}])
-
         for event in events:
             if event["event"] == "user":
-                close()
-                parse = event.get("parse_data") or {}
-                rails = parse.get("guardrails") or {}
-                intent = (parse.get("intent") or {}).get("name") or ""
-                blocked = None
-                if rails.get("decisive"):
-                    blocked = f"input rail {rails['decisive']}"
-                elif intent.startswith("guardrail_"):
-                    blocked = f"intent {intent}"
-                current = Dialogue(event.get("text") or "", "", "tracker", list(history[-8:]), blocked)
+                _close_turn(current, history, dialogues)
+                current = _user_turn(event, history)
             elif event["event"] == "bot" and current is not None and event.get("text"):
                 current.reply = f"{current.reply} {event['text']}".strip()
             elif (event["event"] == "slot" and current is not None and event.get("name") == "llm_trace"
                   and str((event.get("value") or {}).get("outcome", "")).startswith("replaced")):
                 current.blocked = f"output rail ({event['value']['outcome']})"
-        close()
+        _close_turn(current, history, dialogues)
     logger.info(f"Collected {len(dialogues)} turns from the tracker store.")
     return dialogues
+
+
+def _user_turn(event: Dict[str, Any], history: List[Dict[str, str]]) -> Dialogue:
+    """A new turn from a stored user event, marked when a guardrail decided it."""
+    parse = event.get("parse_data") or {}
+    rails = parse.get("guardrails") or {}
+    intent = (parse.get("intent") or {}).get("name") or ""
+    blocked = None
+    if rails.get("decisive"):
+        blocked = f"input rail {rails['decisive']}"
+    elif intent.startswith("guardrail_"):
+        blocked = f"intent {intent}"
+    return Dialogue(event.get("text") or "", "", "tracker", list(history[-8:]), blocked)
+
+
+def _close_turn(turn: Optional[Dialogue], history: List[Dict[str, str]], dialogues: List[Dialogue]) -> None:
+    """Keeps a finished turn; an unblocked one becomes history for the next turns."""
+    if turn is None or not turn.reply:
+        return
+    dialogues.append(turn)
+    if not turn.blocked:  # a blocked turn never becomes context for later ones
+        history.extend([{"role": "user", "content": turn.user}, {"role": "assistant", "content": turn.reply}])

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from benchmarks.servers import MODEL, Servers, running_servers
-from tests.fakes import slack as fake_slack
 from tests.fakes import telegram as fake_telegram
+from tests.fakes.channels import fake_channel_credentials
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
 
@@ -25,19 +25,7 @@ def channel_servers(tmp_path_factory) -> Iterator[Tuple[Servers, FakeSlack, Fake
     if not MODEL.exists():
         pytest.fail(f"{MODEL} is missing: run `make train` first (make test does).")
     slack, telegram = FakeSlack().start(), FakeTelegram().start()
-    channels = {
-        "components.channels.slack.SlackChannel": {
-            "slack_token": fake_slack.BOT_TOKEN,
-            "slack_signing_secret": fake_slack.SIGNING_SECRET,
-            "api_url": f"{slack.url}/api/",
-        },
-        "components.channels.telegram.TelegramChannel": {
-            "access_token": fake_telegram.BOT_TOKEN,
-            "webhook_url": "http://127.0.0.1/webhooks/telegram/webhook",
-            "secret_token": fake_telegram.SECRET_TOKEN,
-            "api_url": telegram.url,
-        },
-    }
+    channels = fake_channel_credentials(slack, telegram)
     try:
         with running_servers(tmp_path_factory.mktemp("channels"), channels=channels) as servers:
             yield servers, slack, telegram

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.servers import MODEL, ROOT, Servers, free_port, running_servers
-from tests.fakes import slack as fake_slack
 from tests.fakes import telegram as fake_telegram
 from tests.fakes.slack import FakeSlack
+from tests.fakes.channels import fake_channel_credentials
 from tests.fakes.telegram import FakeTelegram
 from tests.helpers import config_with_generation
 
@@ -59,14 +59,7 @@ def edge_servers(tmp_path_factory) -> Iterator[tuple]:
         ROOT / "config.yml", backend="openai", base_url=f"http://127.0.0.1:{free_port()}/v1",
         retries=0, circuit_failures=1, circuit_reset_s=600))
     slack, telegram = FakeSlack().start(), FakeTelegram().start()
-    channels = {
-        "components.channels.slack.SlackChannel": {
-            "slack_token": fake_slack.BOT_TOKEN, "slack_signing_secret": fake_slack.SIGNING_SECRET,
-            "api_url": f"{slack.url}/api/"},
-        "components.channels.telegram.TelegramChannel": {
-            "access_token": fake_telegram.BOT_TOKEN, "webhook_url": "http://127.0.0.1/webhooks/telegram/webhook",
-            "secret_token": fake_telegram.SECRET_TOKEN, "api_url": telegram.url},
-    }
+    channels = fake_channel_credentials(slack, telegram)
     try:
         with running_servers(work, channels=channels, rasa_config=config) as servers:
             yield servers, telegram
