@@ -8,15 +8,13 @@ the foreground.
 from __future__ import annotations
 
 import subprocess
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional
 
-import requests
 
-from benchmarks.servers import ROOT, free_port
+from benchmarks.servers import ROOT, free_port, wait_until_up
 
 LLM_PYTHON = ROOT / ".venv-llm" / "bin" / "python"
 GGUF = ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -47,17 +45,8 @@ class LLMServer:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(self.command(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"llama.cpp server exited:\n{self.log.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{self.base_url}/models", headers=headers, timeout=2).ok:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"llama.cpp server did not come up in {START_TIMEOUT_S} s")
+        wait_until_up(f"{self.base_url}/models", self.process, self.log, headers, START_TIMEOUT_S)
+        return self
 
     def kill(self) -> None:
         """Kills the process at once (SIGKILL), as a crash would."""

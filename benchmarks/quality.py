@@ -78,25 +78,13 @@ def load_references(path: Path = REFERENCES) -> List[Dict[str, str]]:
 
 def perplexity(generator: Any, pairs: Sequence[Dict[str, str]]) -> float:
     """exp(mean negative log-likelihood) of the reference reply tokens, each
-    conditioned on the system prompt and its user prompt."""
-    import torch
+    conditioned on the system prompt and its user prompt (the fine-tuning
+    pipeline's measure, on prompt/reference pairs)."""
+    from finetune.evaluate import perplexity as reply_perplexity
 
-    tokenizer, model = generator.tokenizer, generator.model
-    total_nll, total_tokens = 0.0, 0
-    for pair in pairs:
-        messages = generator.build_messages([], pair["prompt"])
-        prompt_ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
-        full_ids = tokenizer.apply_chat_template(
-            messages + [{"role": "assistant", "content": pair["reference"]}], return_tensors="pt"
-        )
-        labels = full_ids.clone()
-        labels[:, : prompt_ids.shape[1]] = -100
-        with torch.inference_mode():
-            loss = model(input_ids=full_ids, labels=labels).loss
-        n = int((labels[:, 1:] != -100).sum())
-        total_nll += float(loss) * n
-        total_tokens += n
-    return math.exp(total_nll / max(1, total_tokens))
+    examples = [{"messages": generator.build_messages([], pair["prompt"])
+                 + [{"role": "assistant", "content": pair["reference"]}]} for pair in pairs]
+    return reply_perplexity(generator.model, generator.tokenizer, examples)
 
 
 def evaluate(generator: Any, guardrails: Any, pairs: Optional[Sequence[Dict[str, str]]] = None,

@@ -97,18 +97,20 @@ class Servers:
         self._restart(index)
 
 
-def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
+def wait_until_up(url: str, process: subprocess.Popen, log: Path, headers: Optional[Dict[str, str]] = None,
+                  timeout_s: float = START_TIMEOUT_S) -> None:
+    """Polls ``url`` until it answers 2xx; raises with the log's tail if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{url} exited early:\n{log.read_text()[-3000:]}")
         try:
-            if requests.get(url, timeout=2).ok:
+            if requests.get(url, headers=headers, timeout=2).ok:
                 return
         except requests.RequestException:
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"{url} did not come up in {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"{url} did not come up in {timeout_s:g} s:\n{log.read_text()[-3000:]}")
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -183,17 +185,17 @@ def running_servers(
         name = "rasa" if index == 0 else f"rasa{index}"
         _stop(processes[name])
         start(name, rasa_command(rasa_ports[index]), mode="ab")
-        _wait_until_up(f"http://127.0.0.1:{rasa_ports[index]}/status?token={TEST_TOKEN}",
+        wait_until_up(f"http://127.0.0.1:{rasa_ports[index]}/status?token={TEST_TOKEN}",
                        processes[name], logs[name])
 
     try:
         start("actions", [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(actions_port)])
         for index, port in enumerate(rasa_ports):
             start("rasa" if index == 0 else f"rasa{index}", rasa_command(port))
-        _wait_until_up(f"http://127.0.0.1:{actions_port}/health", processes["actions"], logs["actions"])
+        wait_until_up(f"http://127.0.0.1:{actions_port}/health", processes["actions"], logs["actions"])
         for index, port in enumerate(rasa_ports):
             name = "rasa" if index == 0 else f"rasa{index}"
-            _wait_until_up(f"http://127.0.0.1:{port}/status?token={TEST_TOKEN}", processes[name], logs[name])
+            wait_until_up(f"http://127.0.0.1:{port}/status?token={TEST_TOKEN}", processes[name], logs[name])
         urls = [f"http://127.0.0.1:{port}" for port in rasa_ports]
         yield Servers(
             rasa_url=urls[0],

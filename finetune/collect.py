@@ -6,7 +6,7 @@ import json
 import logging
 import random
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
@@ -31,9 +31,6 @@ class Dialogue:
     source: str
     history: List[Dict[str, str]] = field(default_factory=list)
     blocked: Optional[str] = None  # why a guardrail blocked this turn, if it did
-
-    def as_dict(self) -> Dict[str, Any]:
-        return asdict(self)
 
 
 def _text_responses(domain: Dict[str, Any]) -> Dict[str, str]:

@@ -65,7 +65,7 @@ def preprocess(
     """
     dropped: Counter = Counter()
     seen = set()
-    kept: List[Tuple[Dialogue, List[Dict[str, str]]]] = []
+    kept: List[Tuple[Dialogue, str, List[Dict[str, str]]]] = []
     for dialogue in dialogues:
         if dialogue.blocked:
             dropped["blocked by a guardrail"] += 1
@@ -90,22 +90,22 @@ def preprocess(
         seen.add(key)
         history = [{"role": t["role"], "content": redact(t["content"], guardrails)}
                    for t in dialogue.history[-history_turns:]] if history_turns else []
-        kept.append((dialogue, history))
+        kept.append((dialogue, user, history))
 
     kept.sort(key=lambda item: (item[0].source, _key(item[0].user), _key(item[0].reply)))
     if max_examples and len(kept) > max_examples:
         kept = random.Random(seed).sample(kept, max_examples)
         kept.sort(key=lambda item: (item[0].source, _key(item[0].user), _key(item[0].reply)))
 
-    groups = sorted({_group(d.reply) for d, _ in kept})
+    groups = sorted({_group(d.reply) for d, _, _ in kept})
     random.Random(seed).shuffle(groups)
     n_heldout = max(1, round(len(groups) * heldout_fraction)) if len(groups) > 1 else 0
     heldout_groups = set(groups[:n_heldout])
     prepared = Prepared([], [], dropped)
-    for dialogue, history in kept:
+    for dialogue, user, history in kept:
         example = {
             "messages": [{"role": "system", "content": system_prompt}, *history,
-                         {"role": "user", "content": redact(dialogue.user.strip(), guardrails)},
+                         {"role": "user", "content": user},
                          {"role": "assistant", "content": dialogue.reply.strip()}],
             "source": dialogue.source,
         }

@@ -16,6 +16,7 @@ ignored, replies through ``chat.postMessage``) and adds:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from http import HTTPStatus
@@ -142,8 +143,6 @@ class SlackChannel(SlackInput):
     async def _dispatch(self, on_new_message: Callable[[UserMessage], Awaitable[Any]], text: str,
                         conversation_id: Optional[str], metadata: Dict[str, Any]) -> HTTPResponse:
         """Handles the message in the background and answers Slack at once (within its 3 s)."""
-        import asyncio
-
         thread_id = metadata.get("thread_id") if self.use_threads else None
         message = UserMessage(
             text, self.get_output_channel(metadata.get("out_channel"), thread_id), conversation_id,
