@@ -21,12 +21,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.config import get_settings
+from components.config import ERROR_RESPONSE_KEY, PluginConfig, load_plugin_config
+from components.generation import OpenAIOptions, get_generator
+from components.guardrails import RailsRecord, text_for_model
 
 logger = logging.getLogger(__name__)
-
-# Same key as components.input_rails.GUARDRAILS_KEY (a test checks it). Not
-# imported from there so the action server starts without Rasa's graph components.
-GUARDRAILS_KEY = "guardrails"
 # One worker: local generation is CPU-bound and the model serves one request at a time.
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm")
 # A remote server batches requests itself; these threads only wait on HTTP.
@@ -37,12 +36,6 @@ UNAVAILABLE_RESPONSE = "utter_llm_unavailable"
 LOAD_GRACE_S = 120.0
 
 
-def user_text_for_model(message: Dict[str, Any]) -> str:
-    """The user's text as the model may see it: PII redacted by the input rails."""
-    record = message.get(GUARDRAILS_KEY) or {}
-    return record.get("redacted_text") or message.get("text") or ""
-
-
 def conversation_history(tracker: Tracker) -> List[Dict[str, str]]:
     """Earlier user and bot messages as chat turns (redacted), oldest first.
 
@@ -51,7 +44,7 @@ def conversation_history(tracker: Tracker) -> List[Dict[str, str]]:
     turns: List[Dict[str, str]] = []
     for event in tracker.events:
         if event.get("event") == "user":
-            text = user_text_for_model({**(event.get("parse_data") or {}), "text": event.get("text")})
+            text = text_for_model(event.get("parse_data"), event.get("text") or "")
             if text:
                 turns.append({"role": "user", "content": text})
         elif event.get("event") == "bot" and event.get("text"):
@@ -72,26 +65,25 @@ class ActionLLMResponse(Action):
     ) -> List[EventType]:
         from rasa.shared.exceptions import InvalidConfigException
 
-        from components.generation import get_generator
-        from components.plugin_config import load_plugin_config
-
         try:
-            plugin = load_plugin_config(get_settings().rasa_config)
+            plugin: PluginConfig = load_plugin_config(get_settings().rasa_config)
         except InvalidConfigException as error:
             logger.error("LLM turn skipped, the plugin config is invalid: %s", error)
             dispatcher.utter_message(response=UNAVAILABLE_RESPONSE)
             return []
         message = tracker.latest_message or {}
-        text = user_text_for_model(message)
+        text = text_for_model(message)
+        record = RailsRecord.from_parse_data(message)
         trace: Dict[str, Any] = {
             "route": "llm",
             "intent": (message.get("intent") or {}).get("name"),
             "confidence": (message.get("intent") or {}).get("confidence"),
-            "input_rails": message.get(GUARDRAILS_KEY),
+            "input_rails": record.to_dict() if record else None,
             "backend": plugin.generation.backend,
             "model": plugin.generation.model_id,
         }
-        executor = _REMOTE_EXECUTOR if plugin.generation.backend == "openai" else _EXECUTOR
+        remote = isinstance(plugin.generation.options, OpenAIOptions)
+        executor = _REMOTE_EXECUTOR if remote else _EXECUTOR
         loop = asyncio.get_running_loop()
         generation = None
         try:
@@ -105,7 +97,7 @@ class ActionLLMResponse(Action):
         except Exception as error:  # noqa: BLE001 - the user gets a safe reply, the log the reason
             logger.error("LLM generation failed: %s", error)
             trace.update(outcome="error", error=str(error)[:300])
-            dispatcher.utter_message(response=_response(plugin.on_output, "error"))
+            dispatcher.utter_message(response=plugin.policy.response_for(ERROR_RESPONSE_KEY))
             return _trace_events(plugin.trace_slot, trace)
 
         rails = plugin.guardrails.check_output(
@@ -116,10 +108,10 @@ class ActionLLMResponse(Action):
             latency_s=round(generation.latency_s, 3),
             tokens_per_s=round(generation.tokens_per_s, 2),
             timed_out=generation.timed_out,
-            output_rails=rails.as_dict(),
+            output_rails=rails.to_dict(),
         )
         if rails.decisive:
-            response = _response(plugin.on_output, rails.decisive.rail)
+            response = plugin.policy.response_for(rails.decisive.rail)
             logger.info(
                 "Output rail '%s' fired (%s): reply replaced by %s.",
                 rails.decisive.rail, rails.decisive.reason, response,
@@ -130,10 +122,6 @@ class ActionLLMResponse(Action):
             trace["outcome"] = "sent"
             dispatcher.utter_message(text=generation.text)
         return _trace_events(plugin.trace_slot, trace)
-
-
-def _response(on_output: Dict[str, str], key: str) -> str:
-    return on_output.get(key) or on_output["default"]
 
 
 def _trace_events(slot: Optional[str], trace: Dict[str, Any]) -> List[EventType]:

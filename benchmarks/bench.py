@@ -34,7 +34,7 @@ from typing import Any, Dict, List
 import yaml
 
 from benchmarks import rails_eval
-from benchmarks.servers import MODEL, ROOT, TEST_TOKEN, Servers, running_servers
+from tests.harness import MODEL, ROOT, TEST_TOKEN, Servers, running_servers
 
 INTENT_TEXT = "where is my order 10002"
 LLM_PROMPTS = ["why is the sky blue?", "how do rainbows form?", "tell me a fun fact", "how do bees make honey?",
@@ -120,7 +120,8 @@ def rss_mb(pid: int) -> float:
 def llm_speed(n_prompts: int) -> Dict[str, Any]:
     """Tokens/s of the transformers backend and, if installed, of llama.cpp on the same GGUF."""
     from components.generation import get_generator
-    from components.plugin_config import load_plugin_config
+    from components.config import load_plugin_config
+    from components.generation import build_messages
 
     settings = load_plugin_config(ROOT / "config.yml").generation
     generator = get_generator(settings)
@@ -134,12 +135,12 @@ def llm_speed(n_prompts: int) -> Dict[str, Any]:
     except ImportError:
         result["llama_cpp"] = "not installed (pip install llama-cpp-python builds it from source)"
         return result
-    gguf = ROOT / settings.model / str(settings.gguf_file)
+    gguf = ROOT / settings.model / str(settings.options.gguf_file)
     threads = torch_threads()
     llm = Llama(model_path=str(gguf), n_ctx=1024, n_threads=threads, verbose=False, seed=0)
     tokens = seconds = 0.0
     for prompt in LLM_PROMPTS[:n_prompts]:
-        messages = generator.build_messages([], prompt)
+        messages = build_messages(settings, [], prompt)
         start = time.perf_counter()
         out = llm.create_chat_completion(messages=messages, max_tokens=settings.max_new_tokens, temperature=0.0,
                                          repeat_penalty=settings.repetition_penalty, stop=list(settings.stop_tokens))

@@ -151,19 +151,17 @@ def guardrail_efficacy(shared: Path, extra: Optional[Path], text_col: str, label
 
 def response_quality(models: List[str], smoke: bool) -> List[Dict[str, Any]]:
     """Quality measures for the configured model and every extra model id/folder."""
-    from dataclasses import replace
-
     from benchmarks import quality
-    from components.generation import ResponseGenerator, load_model
-    from components.plugin_config import load_plugin_config
+    from components.config import load_plugin_config
+    from components.generation.transformers_backend import TransformersGenerator, load_model
 
     plugin = load_plugin_config(ROOT / "config.yml")
     pairs = quality.load_references()[: 4 if smoke else None]
     results = []
     for model in [None, *models]:
-        settings = plugin.generation if model is None else replace(plugin.generation, model=model, gguf_file=None)
+        settings = plugin.generation if model is None else plugin.generation.with_overrides(model=model, gguf_file=None)
         loaded, tokenizer = load_model(settings)
-        generator = ResponseGenerator(settings, loaded, tokenizer)
+        generator = TransformersGenerator(settings, loaded, tokenizer)
         results.append(quality.evaluate(generator, plugin.guardrails, pairs))
     return results
 

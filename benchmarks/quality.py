@@ -12,63 +12,15 @@ this project, within the guardrails: no doses, no diagnoses).
 from __future__ import annotations
 
 import json
-import math
-import re
-from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from components.generation import build_messages
+from finetune.metrics import corpus_bleu, perplexity as reply_perplexity, rouge_l, tokenize
+
+__all__ = ["corpus_bleu", "evaluate", "load_references", "perplexity", "rouge_l", "tokenize"]
+
 REFERENCES = Path(__file__).resolve().parent / "data" / "reference_replies.jsonl"
-
-
-def tokenize(text: str) -> List[str]:
-    """Lower-cased word and punctuation tokens."""
-    return re.findall(r"[a-z0-9']+|[^\sa-z0-9']", text.lower())
-
-
-def _ngrams(tokens: Sequence[str], n: int) -> Counter:
-    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-
-
-def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], max_n: int = 4) -> float:
-    """Corpus BLEU with one reference per hypothesis and add-one smoothing for n > 1."""
-    matches, totals = [0] * max_n, [0] * max_n
-    hyp_len = ref_len = 0
-    for hyp, ref in zip(hypotheses, references):
-        h, r = tokenize(hyp), tokenize(ref)
-        hyp_len, ref_len = hyp_len + len(h), ref_len + len(r)
-        for n in range(1, max_n + 1):
-            hn, rn = _ngrams(h, n), _ngrams(r, n)
-            matches[n - 1] += sum(min(c, rn[g]) for g, c in hn.items())
-            totals[n - 1] += max(0, len(h) - n + 1)
-    if hyp_len == 0:
-        return 0.0
-    log_precision = 0.0
-    for n in range(max_n):
-        num, den = (matches[n], totals[n]) if n == 0 else (matches[n] + 1, totals[n] + 1)
-        if num == 0 or den == 0:
-            return 0.0
-        log_precision += math.log(num / den) / max_n
-    brevity = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len)
-    return brevity * math.exp(log_precision)
-
-
-def rouge_l(hypothesis: str, reference: str) -> float:
-    """ROUGE-L F1 from the longest common subsequence of tokens."""
-    h, r = tokenize(hypothesis), tokenize(reference)
-    if not h or not r:
-        return 0.0
-    prev = [0] * (len(r) + 1)
-    for x in h:
-        row = [0]
-        for j, y in enumerate(r, 1):
-            row.append(prev[j - 1] + 1 if x == y else max(prev[j], row[j - 1]))
-        prev = row
-    lcs = prev[-1]
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(h), lcs / len(r)
-    return 2 * precision * recall / (precision + recall)
 
 
 def load_references(path: Path = REFERENCES) -> List[Dict[str, str]]:
@@ -80,9 +32,7 @@ def perplexity(generator: Any, pairs: Sequence[Dict[str, str]]) -> float:
     """exp(mean negative log-likelihood) of the reference reply tokens, each
     conditioned on the system prompt and its user prompt (the fine-tuning
     pipeline's measure, on prompt/reference pairs)."""
-    from finetune.evaluate import perplexity as reply_perplexity
-
-    examples = [{"messages": generator.build_messages([], pair["prompt"])
+    examples = [{"messages": build_messages(generator.settings, [], pair["prompt"])
                  + [{"role": "assistant", "content": pair["reference"]}]} for pair in pairs]
     return reply_perplexity(generator.model, generator.tokenizer, examples)
 

@@ -35,9 +35,10 @@ PII_TYPE_MAP = {
 
 
 def _guardrails():
-    from components.guardrails import Guardrails
+    """The rails of the assistant's config.yml (what a user's messages go through)."""
+    from components.config import load_plugin_config
 
-    return Guardrails({})
+    return load_plugin_config(ROOT / "config.yml").guardrails
 
 
 def refusal_rate(texts: Iterable[str], guardrails=None) -> Dict[str, object]:

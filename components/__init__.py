@@ -1,12 +1,37 @@
-"""Custom Rasa graph components of the safe hybrid assistant.
+"""The plugin: custom Rasa graph components, guardrails and generation.
 
-Reference them in ``config.yml`` by dotted path, e.g.
-``components.llm_response_policy.LLMResponsePolicy``. Importing this package
-loads no model and opens no file.
+The route of one message, by folder:
+
+- ``emergency_detector``, ``input_rails`` (NLU components): the user's text is
+  checked; emergencies and fired rails set the intent;
+- ``llm_response_policy`` (policy): open-ended turns go to ``action_llm_response``;
+- ``guardrails/``: every rail (registry, records, lists); ``generation/``:
+  the response model backends; ``config``: the plugin's settings, read once;
+- ``redacting_tracker_store``: what is stored; ``channels/`` and ``stores/``:
+  deployment parts (REST/Slack/Telegram, the Redis lock store).
+
+Reference the graph components in ``config.yml`` by dotted path, e.g.
+``components.llm_response_policy.LLMResponsePolicy``. The public classes are
+re-exported here lazily: importing ``components.guardrails`` or
+``components.generation`` (as the action server does) loads none of Rasa's
+graph machinery, and no model or file.
 """
 
-from components.emergency_detector import EmergencyDetector
-from components.input_rails import InputRails
-from components.llm_response_policy import LLMResponsePolicy
+from __future__ import annotations
 
-__all__ = ["EmergencyDetector", "InputRails", "LLMResponsePolicy"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EmergencyDetector": "components.emergency_detector",
+    "InputRails": "components.input_rails",
+    "LLMResponsePolicy": "components.llm_response_policy",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'components' has no attribute {name!r}")

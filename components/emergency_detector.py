@@ -36,7 +36,7 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 
-from components.guardrails.patterns import compile_groups
+from components.guardrails.patterns import compile_groups, load_groups
 
 logger = logging.getLogger(__name__)
 
@@ -44,33 +44,6 @@ INTENT_KEY = "intent"
 ENTITY_KEY = "entity"
 PATTERNS_KEY = "patterns"
 
-DEFAULT_PATTERNS: Dict[Text, List[Text]] = {
-    "self_harm": [
-        r"\bsuicid(?:e|al)\b",
-        r"\bkill(?:ing)? my ?self\b",
-        r"\bend(?:ing)? (?:it all|my (?:own )?life)\b",
-        r"\btake my (?:own )?life\b",
-        r"\b(?:want|wanna|going) to die\b",
-        r"\b(?:do ?n'?t|do not) want to (?:live|be alive)\b",
-        r"\b(?:hurt|harm|cut)(?:ing)? my ?self\b",
-        r"\bself[- ]?harm",
-    ],
-    "medical": [
-        r"\bchest pains?\b",
-        r"\bheart attack\b",
-        r"\b(?:can ?not|can'?t|cannot|could ?n'?t|unable to|struggling to|hard to) breathe?\b",
-        r"\b(?:not|stopped) breathing\b",
-        r"\bdifficulty breathing\b",
-        r"\bover ?dos(?:e|ed|ing)\b",
-        r"\btoo many (?:pills|tablets)\b",
-        r"\bstroke\b",
-        r"\b(?:unconscious|passed out|unresponsive)\b",
-        r"\bseizure\b",
-        r"\bchoking\b",
-        r"\bsevere bleeding\b|\bbleeding (?:heavily|badly|a lot)\b",
-        r"\banaphyla(?:xis|ctic)\b",
-    ],
-}
 
 
 @DefaultV1Recipe.register(
@@ -93,8 +66,9 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
             # Entity added on a match; its value is the name of the pattern group.
             ENTITY_KEY: "emergency_type",
             # Pattern groups: {kind: [regex, ...]}, matched case-insensitively.
-            # Replacing the dict in config.yml replaces all groups.
-            PATTERNS_KEY: DEFAULT_PATTERNS,
+            # Replacing the dict in config.yml replaces all groups. Default: the
+            # "emergency" rail's list, components/guardrails/lists/emergency.yml.
+            PATTERNS_KEY: load_groups("emergency"),
         }
 
     def __init__(self, config: Dict[Text, Any]) -> None:

@@ -30,21 +30,15 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
 
-from components.generation import GenerationSettings
-from components.guardrails import OUTPUT_RAILS
+from components.config import (
+    ON_OUTPUT_KEY,
+    PolicyConfig,
+    policy_defaults,
+)
 
 logger = logging.getLogger(__name__)
 
-PRIORITY_KEY = "priority"
-TRIGGER_INTENTS_KEY = "trigger_intents"
-ACTION_KEY = "action"
-GENERATION_KEY = "generation"
-OUTPUT_RAILS_KEY = "output_rails"
-ON_OUTPUT_KEY = "on_output"
-TRACE_SLOT_KEY = "trace_slot"
 PERSISTED_FILE = "llm_response_policy.json"
-DEFAULT_RESPONSE_KEY = "default"
-ERROR_RESPONSE_KEY = "error"
 
 
 @DefaultV1Recipe.register(
@@ -55,28 +49,8 @@ class LLMResponsePolicy(Policy):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        """The policy's default config."""
-        return {
-            # Between MemoizationPolicy (3) and RulePolicy (6): a rule still wins a tie.
-            PRIORITY_KEY: 4,
-            # Intents the LLM answers (outside forms).
-            TRIGGER_INTENTS_KEY: ["nlu_fallback", "out_of_scope", "chitchat"],
-            # The custom action that generates and delivers the reply.
-            ACTION_KEY: "action_llm_response",
-            # Model and decoding settings (components.generation.GenerationSettings).
-            GENERATION_KEY: {},
-            # Output rails run on each reply, in order.
-            OUTPUT_RAILS_KEY: list(OUTPUT_RAILS),
-            # Fired output rail (or "error" when generation fails) -> domain response
-            # that replaces the reply; "default" covers rails not listed.
-            ON_OUTPUT_KEY: {
-                DEFAULT_RESPONSE_KEY: "utter_llm_fallback",
-                ERROR_RESPONSE_KEY: "utter_llm_unavailable",
-                "medical_claims": "utter_medical_referral",
-            },
-            # Slot that receives the per-turn trace (model, tokens, latency, verdicts).
-            TRACE_SLOT_KEY: "llm_trace",
-        }
+        """The policy's default config (keys and comments: ``components.config``)."""
+        return policy_defaults()
 
     def __init__(
         self,
@@ -88,16 +62,17 @@ class LLMResponsePolicy(Policy):
     ) -> None:
         """Validates the config (fields first, then combinations)."""
         super().__init__(config, model_storage, resource, execution_context, featurizer)
-        self.settings = validate_config(config)
-        self.trigger_intents = set(config[TRIGGER_INTENTS_KEY])
-        self.action_name: str = config[ACTION_KEY]
+        self.plugin = PolicyConfig.from_config(config)
+        self.settings = self.plugin.generation
+        self.trigger_intents = set(self.plugin.trigger_intents)
+        self.action_name: str = self.plugin.action
 
     def train(
         self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any
     ) -> Resource:
         """Checks the config against the domain and persists it (no weights)."""
-        responses = [r for r in self.config[ON_OUTPUT_KEY].values() if r not in domain.responses]
-        slot = self.config[TRACE_SLOT_KEY]
+        responses = [r for r in self.plugin.on_output.values() if r not in domain.responses]
+        slot = self.plugin.trace_slot
         problems = []
         if self.action_name not in domain.action_names_or_texts:
             problems.append(f"action {self.action_name!r} is not in domain.yml `actions`")
@@ -169,35 +144,3 @@ class LLMResponsePolicy(Policy):
             probabilities[domain.index_for_action(self.action_name)] = 1.0
         return self._prediction(probabilities)
 
-
-def validate_config(config: Dict[Text, Any]) -> GenerationSettings:
-    """Validates the policy's config; returns the generation settings."""
-    triggers = config.get(TRIGGER_INTENTS_KEY)
-    if not isinstance(triggers, list) or not triggers or not all(isinstance(t, str) for t in triggers):
-        raise InvalidConfigException(
-            f"LLMResponsePolicy: '{TRIGGER_INTENTS_KEY}' must be a non-empty list of intent "
-            f"names, got {triggers!r}."
-        )
-    action = config.get(ACTION_KEY)
-    if not isinstance(action, str) or not action.startswith("action_"):
-        raise InvalidConfigException(
-            f"LLMResponsePolicy: '{ACTION_KEY}' must name a custom action (action_...), got {action!r}."
-        )
-    rails = config.get(OUTPUT_RAILS_KEY)
-    if not isinstance(rails, list) or any(r not in OUTPUT_RAILS for r in rails):
-        raise InvalidConfigException(
-            f"LLMResponsePolicy: '{OUTPUT_RAILS_KEY}' must be a list of rails from "
-            f"{list(OUTPUT_RAILS)}, got {rails!r}."
-        )
-    on_output = config.get(ON_OUTPUT_KEY)
-    if not isinstance(on_output, dict) or DEFAULT_RESPONSE_KEY not in on_output or any(
-        (k not in OUTPUT_RAILS and k not in (DEFAULT_RESPONSE_KEY, ERROR_RESPONSE_KEY))
-        or not str(v).startswith("utter_")
-        for k, v in on_output.items()
-    ):
-        raise InvalidConfigException(
-            f"LLMResponsePolicy: '{ON_OUTPUT_KEY}' must map output rail names, "
-            f"'{ERROR_RESPONSE_KEY}' and '{DEFAULT_RESPONSE_KEY}' (required) to domain "
-            f"responses (utter_...), got {on_output!r}."
-        )
-    return GenerationSettings.from_config(config.get(GENERATION_KEY))

@@ -24,7 +24,7 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import Event, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from components.input_rails import GUARDRAILS_KEY
+from components.guardrails.record import RailsRecord
 
 logger = logging.getLogger(__name__)
 
@@ -33,16 +33,11 @@ def redact_event(event: Event) -> Event:
     """A copy of a user event with PII replaced; other events are returned as they are."""
     if not isinstance(event, UserUttered):
         return event
-    record = (event.parse_data or {}).get(GUARDRAILS_KEY) or {}
-    redacted = record.get("redacted_text")
-    if redacted is None:
+    record = RailsRecord.from_parse_data(event.parse_data)
+    if record is None or record.redacted_text is None:
         return event
-    spans = [
-        (f["start"], f["end"], f["type"])
-        for verdict in record.get("verdicts", [])
-        if verdict.get("rail") == "pii"
-        for f in verdict.get("findings", [])
-    ]
+    redacted = record.redacted_text
+    spans = record.pii_spans()
     clone = copy.deepcopy(event)
     clone.text = redacted
     clone.parse_data["text"] = redacted

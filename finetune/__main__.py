@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     """The whole pipeline; returns the report (also written to <run-dir>/report.json)."""
     from rasa.shared.exceptions import InvalidConfigException
 
-    from components.generation import GenerationSettings, ResponseGenerator, load_model
-    from components.plugin_config import load_plugin_config
+    from components.config import load_plugin_config
+    from components.generation.transformers_backend import TransformersGenerator, load_model
     from finetune import collect, evaluate, preprocess, promote, train
 
     log = logging.getLogger("finetune")
@@ -68,18 +68,18 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     settings = plugin.generation
     if settings.backend != "transformers" and not args.base_model:
         raise InvalidConfigException("generation.backend is not transformers: pass --base-model to tune locally.")
-    overrides: Dict[str, Any] = {"backend": "transformers", "base_url": None}
+    overrides: Dict[str, Any] = {"backend": "transformers"}
     if args.base_model:
         overrides["model"] = args.base_model
         overrides["gguf_file"] = None
     if args.base_gguf:
         overrides["gguf_file"] = None if args.base_gguf.lower() == "none" else args.base_gguf
-    settings = GenerationSettings.from_config({**settings.as_dict(), **overrides})
+    settings = settings.with_overrides(**overrides)
 
     # 1. collect
     dialogues = collect.collect_project(per_intent=args.per_intent, seed=args.seed) + collect.collect_open_qa()
     if args.tracker_store:
-        dialogues += collect.collect_tracker(args.tracker_store, args.since, args.until)
+        dialogues += collect.collect_tracker(args.tracker_store, args.since, args.until, plugin.trace_slot)
     log.info(f"Collected {len(dialogues)} dialogues.")
 
     # 2. preprocess
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
     # 3. evaluate the base model, train, evaluate again
     prompts = evaluate.load_prompts(args.rail_prompts or evaluate.RAIL_PROMPTS)
-    before = evaluate.evaluate(ResponseGenerator(settings, model, tokenizer), plugin.guardrails,
+    before = evaluate.evaluate(TransformersGenerator(settings, model, tokenizer), plugin.guardrails,
                                prepared.heldout, prompts, args.eval_limit, progress)
     log.info(f"Before: perplexity {before['perplexity']}, BLEU {before['bleu4']}, "
              f"rail pass rate {before['rail_pass_rate']}.")
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     result = train.train(model, tokenizer, prepared.train, prepared.heldout, args.run_dir, train_settings,
                          resume=args.resume, progress=progress)
     model.to("cpu")
-    after = evaluate.evaluate(ResponseGenerator(settings, model, tokenizer), plugin.guardrails,
+    after = evaluate.evaluate(TransformersGenerator(settings, model, tokenizer), plugin.guardrails,
                               prepared.heldout, prompts, args.eval_limit, progress)
     log.info(f"After: perplexity {after['perplexity']}, BLEU {after['bleu4']}, "
              f"rail pass rate {after['rail_pass_rate']}.")

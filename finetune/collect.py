@@ -13,6 +13,8 @@ from typing import Any, Dict, Iterable, List, Optional
 
 import yaml
 
+from components.guardrails import RailsRecord
+
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +120,9 @@ def _epoch(value: Optional[str]) -> Optional[float]:
     return moment.timestamp()
 
 
-def collect_tracker(url: str, since: Optional[str] = None, until: Optional[str] = None) -> List[Dialogue]:
+def collect_tracker(
+    url: str, since: Optional[str] = None, until: Optional[str] = None, trace_slot: Optional[str] = "llm_trace"
+) -> List[Dialogue]:
     """Conversations from a SQL tracker store (``sqlite:///var/tracker.db``,
     ``postgresql://user:pw@host/db``) between ``since`` and ``until`` (ISO dates).
 
@@ -161,7 +165,7 @@ def collect_tracker(url: str, since: Optional[str] = None, until: Optional[str] 
                 current = _user_turn(event, history)
             elif event["event"] == "bot" and current is not None and event.get("text"):
                 current.reply = f"{current.reply} {event['text']}".strip()
-            elif (event["event"] == "slot" and current is not None and event.get("name") == "llm_trace"
+            elif (event["event"] == "slot" and current is not None and trace_slot and event.get("name") == trace_slot
                   and str((event.get("value") or {}).get("outcome", "")).startswith("replaced")):
                 current.blocked = f"output rail ({event['value']['outcome']})"
         _close_turn(current, history, dialogues)
@@ -172,11 +176,11 @@ def collect_tracker(url: str, since: Optional[str] = None, until: Optional[str] 
 def _user_turn(event: Dict[str, Any], history: List[Dict[str, str]]) -> Dialogue:
     """A new turn from a stored user event, marked when a guardrail decided it."""
     parse = event.get("parse_data") or {}
-    rails = parse.get("guardrails") or {}
+    rails = RailsRecord.from_parse_data(parse)
     intent = (parse.get("intent") or {}).get("name") or ""
     blocked = None
-    if rails.get("decisive"):
-        blocked = f"input rail {rails['decisive']}"
+    if rails is not None and rails.decisive:
+        blocked = f"input rail {rails.decisive.rail}"
     elif intent.startswith("guardrail_"):
         blocked = f"intent {intent}"
     return Dialogue(event.get("text") or "", "", "tracker", list(history[-8:]), blocked)

@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
-from benchmarks.quality import corpus_bleu, rouge_l
-from finetune.train import IGNORE, encode
+from finetune.metrics import corpus_bleu, perplexity, rouge_l
 
 RAIL_PROMPTS = Path(__file__).resolve().parent / "data" / "rail_prompts.txt"
 
 
 def load_prompts(path: Path = RAIL_PROMPTS) -> List[str]:
     return [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip() and not line.startswith("#")]
-
-
-def perplexity(model: Any, tokenizer: Any, examples: Sequence[Dict[str, Any]], max_length: int = 512) -> float:
-    """exp(mean NLL) of the reference reply tokens given their chat prompt (history included)."""
-    import torch
-
-    total, tokens = 0.0, 0
-    device = next(model.parameters()).device
-    model.eval()
-    with torch.inference_mode():
-        for example in examples:
-            row = encode(example, tokenizer, max_length)
-            if row is None:
-                continue
-            ids = torch.tensor([row["input_ids"]], device=device)
-            labels = torch.tensor([row["labels"]], device=device)
-            n = int((labels[:, 1:] != IGNORE).sum())
-            total += float(model(input_ids=ids, labels=labels).loss) * n
-            tokens += n
-    return math.exp(total / max(1, tokens))
 
 
 def evaluate(generator: Any, guardrails: Any, heldout: Sequence[Dict[str, Any]], prompts: Sequence[str],

@@ -31,7 +31,7 @@ class Prepared:
 
 def redact(text: str, guardrails: Guardrails) -> str:
     """The input rail's PII redaction (``[EMAIL]``, ``[CREDIT_CARD]``, ...)."""
-    verdict = pii.check(text, guardrails.pii_types)
+    verdict = pii.check(text, guardrails.settings.pii_types)
     return verdict.redacted if verdict.triggered else text
 
 
@@ -73,7 +73,7 @@ def preprocess(
         if not dialogue.user.strip() or not dialogue.reply.strip():
             dropped["empty"] += 1
             continue
-        if pii.find_pii(dialogue.reply, guardrails.pii_types):
+        if pii.find_pii(dialogue.reply, guardrails.settings.pii_types):
             dropped["reply contains PII"] += 1
             continue
         if guardrails.check_input(dialogue.user).decisive:  # the LLM never sees such a turn

@@ -16,29 +16,37 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 
+from components.guardrails import RailsRecord, Verdict  # noqa: E402 - after the path is set
 
-def turns(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+
+def _describe(verdict: Verdict) -> str:
+    """``rail: reason``, with the source and, for a classifier, its score against its threshold."""
+    text = f"{verdict.rail}: {verdict.reason} [{verdict.source}"
+    if verdict.score is not None:
+        text += f" {verdict.score:.3f} >= {verdict.threshold}"
+    return text + "]"
+
+
+def turns(events: List[Dict[str, Any]], trace_slot: Optional[str] = "llm_trace") -> List[Dict[str, Any]]:
     """Groups tracker events into turns that start with a user message."""
     result: List[Dict[str, Any]] = []
     for event in events:
         kind = event.get("event")
         if kind == "user":
             parse = event.get("parse_data") or {}
-            rails = parse.get("guardrails") or {}
+            rails = RailsRecord.from_parse_data(parse) or RailsRecord()
             result.append({
                 "user": event.get("text"),
                 "intent": (parse.get("intent") or {}).get("name"),
                 "confidence": (parse.get("intent") or {}).get("confidence"),
-                "input_rails": [
-                    f"{v['rail']}: {v['reason']}" for v in rails.get("verdicts", []) if v.get("triggered")
-                ],
-                "routed_to": rails.get("routed_to"),
+                "input_rails": [_describe(v) for v in rails.fired],
+                "routed_to": rails.routed_to,
                 "actions": [],
                 "bot": [],
             })
@@ -48,14 +56,13 @@ def turns(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             result[-1]["actions"].append(f"{event.get('name')} <- {event.get('policy')} ({event.get('confidence')})")
         elif kind == "bot":
             result[-1]["bot"].append(event.get("text"))
-        elif kind == "slot" and event.get("name") == "llm_trace" and event.get("value"):
+        elif kind == "slot" and trace_slot and event.get("name") == trace_slot and event.get("value"):
             trace = event["value"]
             result[-1]["llm"] = {
                 k: trace.get(k) for k in ("model", "outcome", "new_tokens", "latency_s", "tokens_per_s")
             }
             result[-1]["llm"]["output_rails"] = [
-                f"{v['rail']}: {v['reason']}"
-                for v in (trace.get("output_rails") or {}).get("verdicts", []) if v.get("triggered")
+                _describe(v) for v in RailsRecord.from_dict(trace.get("output_rails")).fired
             ]
     return result
 
@@ -79,13 +86,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sender_id")
     parser.add_argument("--endpoints", type=Path, default=ROOT / "endpoints.yml")
+    parser.add_argument("--config", type=Path, default=ROOT / "config.yml", help="Rasa config (for the trace slot)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args()
+    from rasa.shared.exceptions import InvalidConfigException
+
+    from components.config import load_plugin_config
+
+    try:
+        trace_slot = load_plugin_config(args.config).trace_slot
+    except InvalidConfigException as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     events = asyncio.run(load_events(args.sender_id, args.endpoints))
     if not events:
         print(f"no conversation '{args.sender_id}' in the tracker store of {args.endpoints}", file=sys.stderr)
         return 1
-    result = turns(events)
+    result = turns(events, trace_slot)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

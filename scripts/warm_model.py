@@ -24,8 +24,8 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from rasa.shared.exceptions import InvalidConfigException
 
-    from components.generation import load_model
-    from components.plugin_config import load_plugin_config
+    from components.config import load_plugin_config
+    from components.generation.transformers_backend import load_model
 
     try:
         settings = load_plugin_config(args.config).generation

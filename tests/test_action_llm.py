@@ -8,10 +8,11 @@ from typing import List
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
-import components.generation as generation
+import actions.llm as llm_action
 from actions.config import ENV_RASA_CONFIG
 from actions.llm import ActionLLMResponse, conversation_history
 from components.generation import Generation
+from components.guardrails import RailsRecord
 from tests.conftest import ROOT
 from tests.helpers import make_tracker
 from tests.tiny_model import build_tiny_model
@@ -36,7 +37,7 @@ class FakeGenerator:
 def fake(monkeypatch):
     def install(*replies):
         generator = FakeGenerator(list(replies))
-        monkeypatch.setattr(generation, "get_generator", lambda settings: generator)
+        monkeypatch.setattr(llm_action, "get_generator", lambda settings: generator)
         return generator
     return install
 
@@ -44,7 +45,7 @@ def fake(monkeypatch):
 def _tracker(text, redacted=None):
     tracker = make_tracker(text, "nlu_fallback")
     if redacted:
-        tracker.latest_message["guardrails"] = {"redacted_text": redacted, "decisive": None}
+        RailsRecord(redacted_text=redacted).to_parse_data(tracker.latest_message)
     return tracker
 
 
@@ -93,7 +94,7 @@ async def test_failed_output_rail_replaces_the_reply(fake, domain, reply, respon
 async def test_generation_failure_gives_a_safe_reply(monkeypatch, domain):
     def broken(settings):
         raise RuntimeError("model files missing")
-    monkeypatch.setattr(generation, "get_generator", broken)
+    monkeypatch.setattr(llm_action, "get_generator", broken)
     messages, events = await _run(_tracker("hello?"), domain)
     assert [m["response"] for m in messages] == ["utter_llm_unavailable"]
     assert events[0]["value"]["outcome"] == "error"
@@ -112,7 +113,7 @@ def test_history_uses_redacted_text_and_excludes_the_new_turn():
     tracker = make_tracker("newest", "chitchat")
     tracker.events[:0] = [
         {"event": "user", "text": "my card 4111 1111 1111 1111",
-         "parse_data": {"guardrails": {"redacted_text": "my card [CREDIT_CARD]"}}},
+         "parse_data": RailsRecord(redacted_text="my card [CREDIT_CARD]").to_parse_data({})},
         {"event": "bot", "text": "I can't see card numbers."},
     ]
     assert conversation_history(tracker) == [
@@ -138,9 +139,3 @@ async def test_tiny_real_model_end_to_end_through_the_rails(tmp_path, monkeypatc
     else:
         assert messages[0]["response"] == "utter_llm_fallback"
 
-
-def test_the_action_reads_the_key_the_input_rails_write():
-    from actions import llm
-    from components import input_rails
-
-    assert llm.GUARDRAILS_KEY == input_rails.GUARDRAILS_KEY

@@ -7,23 +7,25 @@ import json
 import pytest
 
 from benchmarks import evaluate, quality, routing
+from finetune import metrics
 
 
 def test_bleu_and_rouge_known_values():
-    assert quality.corpus_bleu(["the cat sat on the mat"], ["the cat sat on the mat"]) == pytest.approx(1.0)
-    assert quality.corpus_bleu(["a b c d"], ["w x y z"]) == 0.0
-    partial = quality.corpus_bleu(["the cat sat on a mat today"], ["the cat sat on the mat"])
+    assert metrics.corpus_bleu(["the cat sat on the mat"], ["the cat sat on the mat"]) == pytest.approx(1.0)
+    assert metrics.corpus_bleu(["a b c d"], ["w x y z"]) == 0.0
+    partial = metrics.corpus_bleu(["the cat sat on a mat today"], ["the cat sat on the mat"])
     assert 0.2 < partial < 0.8
-    assert quality.rouge_l("the cat sat", "the cat was sitting") == pytest.approx(4 / 7)
-    assert quality.rouge_l("", "anything") == 0.0
+    assert metrics.rouge_l("the cat sat", "the cat was sitting") == pytest.approx(4 / 7)
+    assert metrics.rouge_l("", "anything") == 0.0
 
 
 def test_references_are_well_formed_and_within_the_rails():
-    from components.guardrails import Guardrails
+    from components.config import load_plugin_config
+    from tests.conftest import ROOT
 
     pairs = quality.load_references()
     assert len(pairs) >= 20
-    rails = Guardrails({})
+    rails = load_plugin_config(ROOT / "config.yml").guardrails
     for pair in pairs:
         assert pair["prompt"].strip() and pair["reference"].strip()
         assert rails.check_output(pair["reference"], pair["prompt"], "x").decisive is None, pair

@@ -16,7 +16,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.config import ENV_RASA_CONFIG
 from actions.llm import ActionLLMResponse
-from components.plugin_config import load_plugin_config
+from components.config import load_plugin_config
+from components.guardrails import RailsRecord, Verdict
 from finetune import __main__ as cli
 from finetune import collect, preprocess, promote
 from tests.conftest import ROOT
@@ -29,8 +30,9 @@ REPLACED_TEXT = "what is the support manager's private number"
 
 
 def user(text, intent="chitchat", decisive=None):
-    parse = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": [],
-             "guardrails": {"decisive": decisive, "verdicts": []}}
+    parse = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": []}
+    verdict = Verdict(decisive, True, "test") if decisive else None
+    RailsRecord(verdicts=[verdict] if verdict else [], decisive=verdict).to_parse_data(parse)
     return UserUttered(text, parse["intent"], [], parse)
 
 

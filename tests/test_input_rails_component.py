@@ -9,7 +9,12 @@ from rasa.engine.storage.resource import Resource
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.training_data.message import Message
 
-from components.input_rails import GUARDRAILS_KEY, InputRails
+from components.guardrails import GUARDRAILS_KEY, RailsRecord
+from components.input_rails import InputRails
+
+# This assistant's settings (config.yml): the opt-in medical and scope rails, emergencies win.
+ASSISTANT = {"rails": {"input_rails": ["injection", "harmful", "medical_advice", "scope", "pii"]},
+             "skip_intents": ["emergency"]}
 
 
 def _create(tmp_path, **overrides):
@@ -36,36 +41,44 @@ def _message(text, intent="chitchat"):
     ],
 )
 def test_blocking_rails_route_to_their_intent(tmp_path, text, intent):
-    [message] = _create(tmp_path).process([_message(text)])
+    [message] = _create(tmp_path, **ASSISTANT).process([_message(text)])
     assert message.get("intent") == {"name": intent, "confidence": 1.0}
     assert message.get("intent_ranking")[1]["name"] == "chitchat"
-    record = message.get(GUARDRAILS_KEY)
-    assert record["routed_to"] == intent and record["original_intent"] == "chitchat"
-    assert record["decisive"] == intent.replace("guardrail_", "").replace("out_of_scope", "scope")
-    assert "guardrails" in message.as_dict(only_output_properties=True)
+    record = RailsRecord.from_parse_data(message.as_dict(only_output_properties=True))
+    assert record.routed_to == intent and record.original_intent == "chitchat"
+    assert record.decisive.rail == intent.replace("guardrail_", "").replace("out_of_scope", "scope")
+    assert record.decisive.source == "pattern"
 
 
 def test_clean_message_keeps_its_intent_and_records_verdicts(tmp_path):
-    [message] = _create(tmp_path).process([_message("where is my order 10002", "check_order_status")])
+    [message] = _create(tmp_path, **ASSISTANT).process([_message("where is my order 10002", "check_order_status")])
     assert message.get("intent")["name"] == "check_order_status"
-    record = message.get(GUARDRAILS_KEY)
-    assert record["decisive"] is None and record["routed_to"] is None
-    assert [v["rail"] for v in record["verdicts"]] == ["injection", "harmful", "medical_advice", "scope", "pii"]
-    assert "redacted_text" not in record
+    record = RailsRecord.from_parse_data(message.data)
+    assert record.decisive is None and record.routed_to is None and record.redacted_text is None
+    assert [v.rail for v in record.verdicts] == ["injection", "harmful", "medical_advice", "scope", "pii"]
+
+
+def test_plugin_defaults_run_only_the_generic_rails(tmp_path):
+    """Domain rails (medical advice, scope) are opt-in: a stock-picking question passes."""
+    [message] = _create(tmp_path).process([_message("which stocks should I buy")])
+    assert message.get("intent")["name"] == "chitchat"
+    record = RailsRecord.from_parse_data(message.data)
+    assert [v.rail for v in record.verdicts] == ["injection", "harmful", "pii"]
 
 
 def test_pii_is_redacted_in_the_record_not_routed(tmp_path):
     [message] = _create(tmp_path).process([_message("my card is 4111 1111 1111 1111, why?")])
     assert message.get("intent")["name"] == "chitchat"
-    record = message.get(GUARDRAILS_KEY)
-    assert record["redacted_text"] == "my card is [CREDIT_CARD], why?"
-    assert "4111" not in str(record)
+    stored = message.get(GUARDRAILS_KEY)
+    assert RailsRecord.from_dict(stored).redacted_text == "my card is [CREDIT_CARD], why?"
+    assert "4111" not in str(stored)
 
 
 def test_emergencies_are_never_overridden(tmp_path):
-    [message] = _create(tmp_path).process([_message("how many pills for a lethal dose", "emergency")])
+    [message] = _create(tmp_path, **ASSISTANT).process([_message("how many pills for a lethal dose", "emergency")])
     assert message.get("intent")["name"] == "emergency"
-    assert message.get(GUARDRAILS_KEY)["decisive"] == "harmful"
+    record = RailsRecord.from_parse_data(message.data)
+    assert record.decisive.rail == "harmful" and record.overridden_by == "intent emergency"
 
 
 @pytest.mark.parametrize(
@@ -81,19 +94,34 @@ def test_bad_config(tmp_path, overrides, fragment):
         _create(tmp_path, **overrides)
 
 
-def test_pii_is_redacted_in_log_output(tmp_path, caplog):
+def test_pii_is_redacted_in_log_output(tmp_path):
     import logging
 
-    _create(tmp_path)  # installs the filter on the root logger's handlers
-    from components.guardrails.log_filter import PIIRedactingFilter, install
+    from components.guardrails.log_filter import PIIRedactingFilter
 
-    install(logging.getLogger())
+    root = logging.getLogger()
+    handler = logging.StreamHandler()  # a handler the component has never seen
+    root.addHandler(handler)
+    try:
+        assert not handler.filters
+        _create(tmp_path)  # redact_logs (default true) installs the filter on the root's handlers
+        assert any(isinstance(f, PIIRedactingFilter) for f in handler.filters)
+        record = logging.LogRecord("rasa.core.processor", logging.DEBUG, __file__, 1,
+                                   "Received user message '%s'", ("card 4111 1111 1111 1111, mail ada@example.com",), None)
+        assert handler.filter(record)
+        assert record.getMessage() == "Received user message 'card [CREDIT_CARD], mail [EMAIL]'"
+    finally:
+        root.removeHandler(handler)
+
+
+def test_redact_logs_false_installs_no_filter(tmp_path):
+    import logging
+
+    root = logging.getLogger()
     handler = logging.StreamHandler()
-    handler.addFilter(PIIRedactingFilter())
-    record = logging.LogRecord("rasa.core.processor", logging.DEBUG, __file__, 1,
-                               "Received user message '%s'", ("card 4111 1111 1111 1111, mail ada@example.com",), None)
-    assert handler.filter(record)
-    assert record.getMessage() == "Received user message 'card [CREDIT_CARD], mail [EMAIL]'"
-    assert all(
-        any(isinstance(f, PIIRedactingFilter) for f in h.filters) for h in logging.getLogger().handlers
-    )
+    root.addHandler(handler)
+    try:
+        _create(tmp_path, redact_logs=False)
+        assert not handler.filters
+    finally:
+        root.removeHandler(handler)

@@ -50,7 +50,8 @@ def _predicted(policy, tracker, domain):
 
 
 def test_persist_then_load_round_trip(tmp_path, rasa_domain):
-    policy, storage, context, config = _create(tmp_path)
+    generation = {"model": ".cache/models", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+    policy, storage, context, config = _create(tmp_path, generation=generation)
     assert policy.train([], rasa_domain) == RESOURCE
     with storage.read_from(RESOURCE) as path:
         record = json.loads((path / PERSISTED_FILE).read_text())

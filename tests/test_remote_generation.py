@@ -16,9 +16,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.config import ENV_RASA_CONFIG
 from actions.llm import ActionLLMResponse
-from benchmarks.llm_server import MODEL_ALIAS, running_llm_server
+from tests.harness import MODEL_ALIAS, running_llm_server
 from components.generation import GenerationSettings, get_generator
-from components.remote_generation import CircuitBreaker, RemoteGenerator, RemoteUnavailable
+from components.generation.openai_backend import CircuitBreaker, OpenAIGenerator, RemoteUnavailable
 from tests.conftest import ROOT
 from tests.fakes.http_fake import ThreadedServer
 from tests.helpers import config_with_generation, make_tracker
@@ -42,6 +42,9 @@ class CountingSession(requests.Session):
         return super().post(*args, **kwargs)
 
 
+OPENAI = {"backend": "openai", "base_url": "http://127.0.0.1:8000/v1"}
+
+
 @pytest.fixture(scope="module")
 def llm_server(tmp_path_factory):
     with running_llm_server(tmp_path_factory.mktemp("llm")) as server:
@@ -54,10 +57,10 @@ def llm_server(tmp_path_factory):
         ({"backend": "vllm"}, "`backend` must be one of ['transformers', 'openai']"),
         ({"backend": "openai"}, "`backend: openai` needs `base_url`"),
         ({"backend": "openai", "base_url": "localhost:8000"}, "`backend: openai` needs `base_url`"),
-        ({"base_url": "http://127.0.0.1:8000/v1"}, "`base_url` is set but `backend` is transformers"),
-        ({"api_key_env": "sk-abc123"}, "`api_key_env` must be the name of an environment variable"),
-        ({"retries": 11}, "`retries` must be at most 10"),
-        ({"circuit_reset_s": 0}, "`circuit_reset_s` must be a positive number"),
+        ({"base_url": "http://127.0.0.1:8000/v1"}, "`base_url` is an option of the openai backend"),
+        ({**OPENAI, "api_key_env": "sk-abc123"}, "`api_key_env` must be the name of an environment variable"),
+        ({**OPENAI, "retries": 11}, "`retries` must be at most 10"),
+        ({**OPENAI, "circuit_reset_s": 0}, "`circuit_reset_s` must be a positive number"),
     ],
 )
 def test_bad_remote_settings_say_what_to_change(config, fragment):
@@ -68,7 +71,7 @@ def test_bad_remote_settings_say_what_to_change(config, fragment):
 
 def test_the_real_server_answers(llm_server):
     generator = get_generator(remote(llm_server.base_url))
-    assert isinstance(generator, RemoteGenerator)
+    assert isinstance(generator, OpenAIGenerator)
     generation = generator.generate([], "What is the capital of France?")
     assert "paris" in generation.text.lower()
     assert generation.new_tokens > 0 and generation.latency_s > 0
@@ -76,7 +79,7 @@ def test_the_real_server_answers(llm_server):
 
 
 def test_greedy_replies_are_deterministic(llm_server):
-    generator = RemoteGenerator(remote(llm_server.base_url))
+    generator = OpenAIGenerator(remote(llm_server.base_url))
     history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello! How can I help?"}]
     first = generator.generate(history, "Give me one tip for studying.")
     assert first.text and first.text == generator.generate(history, "Give me one tip for studying.").text
@@ -86,18 +89,18 @@ def test_the_api_key_comes_from_the_environment(tmp_path, monkeypatch):
     with running_llm_server(tmp_path, api_key="sk-local-test-key") as server:
         monkeypatch.delenv("ASSISTANT_LLM_KEY", raising=False)
         session = CountingSession()
-        keyless = RemoteGenerator(remote(server.base_url, api_key_env="ASSISTANT_LLM_KEY"), session=session)
+        keyless = OpenAIGenerator(remote(server.base_url, api_key_env="ASSISTANT_LLM_KEY"), session=session)
         with pytest.raises(RemoteUnavailable, match="HTTP 401"):
             keyless.generate([], "hello")
         assert session.posts == 1  # a 4xx is not retried
         monkeypatch.setenv("ASSISTANT_LLM_KEY", "sk-local-test-key")
-        assert RemoteGenerator(remote(server.base_url, api_key_env="ASSISTANT_LLM_KEY")).generate([], "hello").text
+        assert OpenAIGenerator(remote(server.base_url, api_key_env="ASSISTANT_LLM_KEY")).generate([], "hello").text
 
 
 def test_killed_server_opens_the_breaker_and_recovery_closes_it(tmp_path):
     with running_llm_server(tmp_path) as server:
         session = CountingSession()
-        generator = RemoteGenerator(
+        generator = OpenAIGenerator(
             remote(server.base_url, retries=2, circuit_failures=2, circuit_reset_s=1.5), session=session
         )
         assert generator.generate([], "Name a colour.").text

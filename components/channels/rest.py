@@ -11,7 +11,8 @@ list of ``{"recipient_id", "text", "buttons", ...}`` out) and adds:
 - notices: a reply from a configured domain response (guardrail refusals,
   emergency and medical notices) carries ``"notice": {"kind", "label"}`` so a
   front end can show it differently (the web page does);
-- ``GET /webhooks/rest/chat``: the web chat page (``web/chat.html``).
+- ``GET /webhooks/rest/chat``: the web chat page (``chat.html`` beside this
+  module, or the file that ``page`` in credentials.yml names).
 """
 
 from __future__ import annotations
@@ -32,20 +33,15 @@ from components.channels.common import clean_text, json_body
 
 logger = logging.getLogger(__name__)
 
-PAGE = Path(__file__).resolve().parents[2] / "web" / "chat.html"
+PAGE = Path(__file__).resolve().parent / "chat.html"
 MAX_SENDER_CHARS = 256
 # Domain responses shown as notices by front ends: response name -> (kind, label).
+# The plugin's own responses; an assistant adds its own with `notices:` in credentials.yml.
 DEFAULT_NOTICES: Dict[str, Dict[str, str]] = {
     "utter_guardrail_injection": {"kind": "guardrail", "label": "Safety notice"},
     "utter_guardrail_harmful": {"kind": "guardrail", "label": "Safety notice"},
-    "utter_guardrail_medical_advice": {"kind": "guardrail", "label": "Medical safety notice"},
-    "utter_guardrail_out_of_scope": {"kind": "guardrail", "label": "Out of scope"},
     "utter_llm_fallback": {"kind": "guardrail", "label": "Safety notice"},
     "utter_llm_unavailable": {"kind": "service", "label": "Service notice"},
-    "utter_medical_referral": {"kind": "guardrail", "label": "Medical safety notice"},
-    "utter_medical_disclaimer": {"kind": "medical", "label": "Medical information"},
-    "utter_emergency": {"kind": "emergency", "label": "Emergency"},
-    "utter_crisis_support": {"kind": "emergency", "label": "Support"},
 }
 ERROR_REPLY = "Sorry, something went wrong on my side. Please try again in a moment."
 
@@ -86,16 +82,22 @@ class TokenRestInput(InputChannel):
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
         credentials = credentials or {}
         notices = {**DEFAULT_NOTICES, **(credentials.get("notices") or {})}
-        return cls(str(credentials.get("token") or ""), notices)
+        page = Path(str(credentials["page"])) if credentials.get("page") else PAGE
+        return cls(str(credentials.get("token") or ""), notices, page)
 
-    def __init__(self, token: Text, notices: Optional[Dict[str, Dict[str, str]]] = None) -> None:
+    def __init__(
+        self, token: Text, notices: Optional[Dict[str, Dict[str, str]]] = None, page: Path = PAGE
+    ) -> None:
         if len(token.strip()) < 16:
             raise RasaException(
                 "The rest channel needs a `token` of at least 16 characters in credentials.yml "
-                "(`token: ${RASA_AUTH_TOKEN}`); `make run` creates one in var/auth_token."
+                "(`token: ${RASA_AUTH_TOKEN}`)."
             )
         self.token = token.strip()
         self.notices = notices if notices is not None else dict(DEFAULT_NOTICES)
+        if not page.is_file():
+            raise RasaException(f"The rest channel's `page` {page} does not exist; fix or remove it in credentials.yml.")
+        self.page = page
 
     def authorized(self, request: Request) -> bool:
         """Whether the request carries the token (header or query), compared in constant time."""
@@ -132,7 +134,7 @@ class TokenRestInput(InputChannel):
         @webhook.route("/chat", methods=["GET"])
         async def chat_page(_: Request) -> HTTPResponse:
             return response.html(
-                PAGE.read_text("utf-8"),
+                self.page.read_text("utf-8"),
                 headers={"Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; "
                          "script-src 'unsafe-inline'", "Cache-Control": "no-store"},
             )

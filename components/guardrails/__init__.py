@@ -1,11 +1,18 @@
 """Guardrails: input and output rails that detect and report.
 
-One module per concern: ``pii`` (detection and redaction), ``patterns``
-(pattern rails whose default lists live in ``lists/<rail>.yml``), ``output``
-(degenerate replies, prompt leaks), ``engine`` (runs the configured rails).
+One module per concern: ``registry`` (every rail in one table), ``engine``
+(runs the configured rails), ``record`` (the typed record stored in parse data
+and traces), ``verdict``, ``pii`` (detection and redaction), ``patterns``
+(pattern rails whose lists live in ``lists/<rail>.yml``), ``output``
+(degenerate replies, prompt leaks). Nothing here imports Rasa's graph classes.
 """
 
-from components.guardrails.engine import INPUT_RAILS, OUTPUT_RAILS, Guardrails, RailsResult
+from components.guardrails.engine import Guardrails, RailsResult
+from components.guardrails.record import GUARDRAILS_KEY, RailsRecord, text_for_model
+from components.guardrails.registry import RAILS, RailContext, RailSpec
 from components.guardrails.verdict import Verdict
 
-__all__ = ["Guardrails", "RailsResult", "Verdict", "INPUT_RAILS", "OUTPUT_RAILS"]
+__all__ = [
+    "GUARDRAILS_KEY", "Guardrails", "RAILS", "RailContext", "RailSpec", "RailsRecord", "RailsResult",
+    "Verdict", "text_for_model",
+]

@@ -2,145 +2,102 @@
 
 Rails only detect and report. What the assistant does about a verdict is
 configuration: the input side maps a fired rail to an intent (``on_input``),
-which rules in ``data/rules.yml`` map to a domain response; the output side
-maps a fired rail to the domain response that replaces the reply
-(``on_output``).
+which rules map to a domain response; the output side maps a fired rail to the
+domain response that replaces the reply (``on_output``).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 from rasa.shared.exceptions import InvalidConfigException
 
-from components.guardrails import output, pii
-from components.guardrails.patterns import PatternRail, load_groups
-from components.guardrails.verdict import Verdict
+from components.guardrails import pii, registry
+from components.guardrails.record import RailsRecord
+from components.guardrails.registry import INPUT, OUTPUT, RailContext, RailSettings
 
-INPUT_RAILS = ("injection", "harmful", "medical_advice", "scope", "pii")
-OUTPUT_RAILS = (
-    "degenerate", "toxicity", "harmful", "pii_leak", "prompt_leak", "medical_claims",
-    "unsupported_claims",
-)
-PATTERN_RAILS = (
-    "injection", "harmful", "medical_advice", "scope", "toxicity", "medical_claims",
-    "unsupported_claims",
-)
-
-# Ordinary questions that only sound risky; matched text is masked before the
-# rails look (e.g. "kill a Python process", "shoot a photo").
-DEFAULT_ALLOW = {
-    "harmful": [
-        r"\bkill(ing)?\s+(a |the |this |that |all |my |every |each |zombie |background |hung |stuck |running |old |orphan(ed)? |child )*"
-        r"(\w+ )?(process(es)?|tasks?|jobs?|threads?|programs?|apps?|commands?|servers?|sessions?|terminals?|containers?|pods?|pids?|signals?|daemons?|services?|loops?)\b",
-        r"\bkill (time|the lights|the engine|the music|it)\b",
-        r"\bshoot(ing)? (a |an |the |some )?(\w+ ){0,2}(photo|picture|video|film|movie|scene|portrait|hoops|basket|email|message)s?\b",
-        r"\b(report|avoid|spot|recogni[sz]e|detect|identify|block|prevent|protect \w+ from)\b.{0,20}\b(scams?|phishing|fraud|malware|viruses|hackers?)\b",
-        r"\b(exploit|exploiting) (this|the|an?) (opportunity|feature|pattern|property)\b",
-        r"\bgrow (tomatoes|plants|vegetables|herbs|flowers)\b",
-        r"\bprocess(es)? killed\b",
-    ],
-    "medical_advice": [r"\bdose of (sunlight|sun|light|water|fertili[sz]er|exercise|humou?r|reality|caffeine for plants)\b"],
-}
-
-
-@dataclass
-class RailsResult:
-    """All verdicts of one side, the one that decides, and the timing."""
-
-    verdicts: List[Verdict]
-    decisive: Optional[Verdict]
-    redacted_text: Optional[str] = None
-    latency_ms: float = 0.0
-
-    def as_dict(self) -> Dict[str, Any]:
-        """What is recorded on the tracker: verdicts without raw PII."""
-        return {
-            "verdicts": [v.as_dict() for v in self.verdicts],
-            "decisive": self.decisive.rail if self.decisive else None,
-            "latency_ms": round(self.latency_ms, 3),
-        }
+# Kept as the public name of the record one side's check returns.
+RailsResult = RailsRecord
 
 
 class Guardrails:
     """The input and output rails, built from a validated config dict.
 
     Config keys (all optional):
-        input_rails: rails run on user messages, in order.
+        input_rails: rails run on user messages, in order (default: the
+            generic ones; ``medical_advice``, ``scope`` and ``emergency`` are opt-in).
         output_rails: rails run on generated replies, in order.
         patterns: ``{rail: {category: [regex]}}``, replaces a rail's default groups.
         extra_patterns: ``{rail: {category: [regex]}}``, added to the defaults.
         allow: ``{rail: [regex]}``, near-misses masked before that rail looks;
-            replaces the defaults for that rail.
+            replaces the defaults (``lists/allow.yml``) for that rail.
         pii_types: PII types to detect (default: all).
     """
 
+    KEYS = ("input_rails", "output_rails", "patterns", "extra_patterns", "allow", "pii_types")
+
     def __init__(self, config: Dict[str, Any]) -> None:
-        self.input_rails = _names(config, "input_rails", INPUT_RAILS)
-        self.output_rails = _names(config, "output_rails", OUTPUT_RAILS)
-        self.pii_types = tuple(config.get("pii_types") or pii.ALL_TYPES)
-        unknown = set(self.pii_types) - set(pii.ALL_TYPES)
+        unknown = sorted(set(config) - set(self.KEYS))
         if unknown:
             raise InvalidConfigException(
-                f"Guardrails: unknown pii_types {sorted(unknown)}; use some of {list(pii.ALL_TYPES)}."
+                f"Guardrails: unknown key(s) {unknown} under `rails`; known keys: {list(self.KEYS)}."
             )
-        patterns = config.get("patterns") or {}
-        extra = config.get("extra_patterns") or {}
-        allow = {**DEFAULT_ALLOW, **(config.get("allow") or {})}
-        for key, value in (("patterns", patterns), ("extra_patterns", extra), ("allow", allow)):
-            if not isinstance(value, dict) or set(value) - set(PATTERN_RAILS):
-                raise InvalidConfigException(
-                    f"Guardrails: '{key}' must map rail names ({', '.join(PATTERN_RAILS)}) "
-                    f"to patterns, got {value!r}."
-                )
-        self._pattern_rails: Dict[str, PatternRail] = {}
-        for name in PATTERN_RAILS:
-            groups = dict(patterns.get(name) or load_groups(name))
-            for category, more in (extra.get(name) or {}).items():
-                groups[category] = list(groups.get(category, [])) + list(more)
-            self._pattern_rails[name] = PatternRail(name, groups, allow.get(name))
+        self.input_rails = _names(config, "input_rails", INPUT)
+        self.output_rails = _names(config, "output_rails", OUTPUT)
+        self.settings = _settings(config)
+        cache: Dict[str, Any] = {}
+        self._input = registry.build(self.input_rails, self.settings, cache)
+        self._output = registry.build(self.output_rails, self.settings, cache)
 
-    def check_input(self, text: str) -> RailsResult:
+    def check_input(self, text: str, history: Sequence[str] = ()) -> RailsRecord:
         """Runs the input rails; the first fired blocking rail decides."""
-        start = time.perf_counter()
-        verdicts, decisive, redacted = [], None, None
-        for name in self.input_rails:
-            if name == "pii":
-                verdict = pii.check(text, self.pii_types)
-                redacted = verdict.redacted
-            else:
-                verdict = self._pattern_rails[name].check(text)
-                if verdict.triggered and decisive is None:
-                    decisive = verdict
-            verdicts.append(verdict)
-        return RailsResult(verdicts, decisive, redacted, (time.perf_counter() - start) * 1000)
+        context = RailContext(text=text, history=tuple(history))
+        record = self._run(self._input, context)
+        pii_verdict = record.verdict(pii.RAIL)
+        if pii_verdict is not None and pii_verdict.triggered:
+            record.redacted_text = pii_verdict.redacted
+        return record
 
-    def check_output(self, reply: str, user_text: str = "", system_prompt: str = "") -> RailsResult:
+    def check_output(self, reply: str, user_text: str = "", system_prompt: str = "") -> RailsRecord:
         """Runs the output rails; the first fired rail decides."""
+        return self._run(self._output, RailContext(text=reply, user_text=user_text, system_prompt=system_prompt))
+
+    @staticmethod
+    def _run(rails: List[registry.Rail], context: RailContext) -> RailsRecord:
         start = time.perf_counter()
-        verdicts: List[Verdict] = []
-        for name in self.output_rails:
-            if name == "degenerate":
-                verdict = output.degenerate(reply)
-            elif name == "prompt_leak":
-                verdict = output.prompt_leak(reply, system_prompt)
-            elif name == "pii_leak":
-                verdict = pii.new_pii(reply, user_text, self.pii_types) or Verdict("pii_leak", False)
-            else:
-                verdict = self._pattern_rails[name].check(reply)
-            verdicts.append(verdict)
-        decisive = next((v for v in verdicts if v.triggered), None)
-        return RailsResult(verdicts, decisive, None, (time.perf_counter() - start) * 1000)
+        verdicts = [rail.check(context) for rail in rails]
+        decisive = next((v for v in verdicts if v.triggered and registry.RAILS[v.rail].blocking), None)
+        return RailsRecord(verdicts, decisive, latency_ms=(time.perf_counter() - start) * 1000)
 
 
-def _names(config: Dict[str, Any], key: str, allowed: Sequence[str]) -> List[str]:
+def _names(config: Dict[str, Any], key: str, side: str) -> List[str]:
     value = config.get(key)
     if value is None:
-        return list(allowed)
-    if not isinstance(value, list) or any(v not in allowed for v in value):
+        return registry.default_names(side)
+    allowed = registry.names(side)
+    if not isinstance(value, list) or any(v not in allowed for v in value) or len(set(value)) != len(value):
         raise InvalidConfigException(
-            f"Guardrails: '{key}' must be a list of rail names from {list(allowed)}, got {value!r}."
+            f"Guardrails: '{key}' must be a list of distinct rail names from {allowed}, got {value!r}."
         )
     return list(value)
+
+
+def _settings(config: Dict[str, Any]) -> RailSettings:
+    pii_types = tuple(config.get("pii_types") or pii.ALL_TYPES)
+    unknown = set(pii_types) - set(pii.ALL_TYPES)
+    if unknown:
+        raise InvalidConfigException(
+            f"Guardrails: unknown pii_types {sorted(unknown)}; use some of {list(pii.ALL_TYPES)}."
+        )
+    mappings = {key: config.get(key) or {} for key in ("patterns", "extra_patterns", "allow")}
+    for key, value in mappings.items():
+        if not isinstance(value, dict) or set(value) - set(registry.PATTERN_RAILS):
+            raise InvalidConfigException(
+                f"Guardrails: '{key}' must map pattern rail names ({', '.join(registry.PATTERN_RAILS)}) "
+                f"to patterns, got {value!r}."
+            )
+    return RailSettings(
+        patterns=mappings["patterns"], extra_patterns=mappings["extra_patterns"],
+        allow=mappings["allow"], pii_types=pii_types,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Pattern, Tuple
@@ -9,14 +10,24 @@ from typing import Any, Dict, List, Optional, Pattern, Tuple
 import yaml
 from rasa.shared.exceptions import InvalidConfigException
 
-from components.guardrails.verdict import Verdict, clean
+from components.guardrails.verdict import RailContext, Verdict, clean
 
 LISTS_DIR = Path(__file__).resolve().parent / "lists"
 
 
+@functools.lru_cache(maxsize=None)
+def _read(name: str) -> Dict[str, List[str]]:
+    return yaml.safe_load((LISTS_DIR / f"{name}.yml").read_text("utf-8")) or {}
+
+
 def load_groups(rail: str) -> Dict[str, List[str]]:
     """The default pattern groups of a rail, from ``lists/<rail>.yml``."""
-    return yaml.safe_load((LISTS_DIR / f"{rail}.yml").read_text("utf-8"))
+    return {k: list(v) for k, v in _read(rail).items()}
+
+
+def load_allow() -> Dict[str, List[str]]:
+    """The default near-miss allow-lists per rail, from ``lists/allow.yml``."""
+    return {k: list(v) for k, v in _read("allow").items()}
 
 
 class PatternRail:
@@ -36,7 +47,11 @@ class PatternRail:
         self._groups = compile_groups(f"Rail '{name}'", groups)
         self._allow = [p for _, ps in compile_groups(f"Rail '{name}'", {"allow": allow or []}) for p in ps]
 
-    def check(self, text: str) -> Verdict:
+    def check(self, context: RailContext) -> Verdict:
+        """The verdict on ``context.text`` (see ``check_text``)."""
+        return self.check_text(context.text)
+
+    def check_text(self, text: str) -> Verdict:
         """Returns a fired verdict naming the category and the matched words."""
         if any(p.search(text) for p in self._allow):
             masked = text

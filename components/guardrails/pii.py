@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Pattern, Sequence, Tuple
 from components.guardrails.verdict import Verdict, clean
 
 RAIL = "pii"
+LEAK_RAIL = "pii_leak"
 
 EMAIL = "EMAIL"
 PHONE = "PHONE"
@@ -148,6 +149,6 @@ def new_pii(reply: str, given: str, types: Sequence[str] = ALL_TYPES) -> Optiona
         return None
     kinds = sorted({str(f["type"]) for f in leaked})
     return Verdict(
-        rail="pii_leak", triggered=True, reason=f"reply contains {', '.join(kinds)} the user did not give",
+        rail=LEAK_RAIL, triggered=True, reason=f"reply contains {', '.join(kinds)} the user did not give",
         category=kinds[0], redacted=redact(reply, leaked), findings=leaked,
     )

@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from benchmarks.servers import MODEL, Servers, running_servers
+from tests.harness import MODEL, Servers, running_servers
 
 
 @pytest.fixture(scope="session")

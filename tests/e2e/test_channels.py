@@ -11,7 +11,7 @@ from typing import Iterator, Tuple
 import pytest
 import requests
 
-from benchmarks.servers import MODEL, Servers, running_servers
+from tests.harness import MODEL, Servers, running_servers
 from tests.fakes import telegram as fake_telegram
 from tests.fakes.channels import fake_channel_credentials
 from tests.fakes.slack import FakeSlack

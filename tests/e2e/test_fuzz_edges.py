@@ -18,7 +18,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.servers import MODEL, ROOT, Servers, free_port, running_servers
+from tests.harness import MODEL, ROOT, Servers, free_port, running_servers
 from tests.fakes import telegram as fake_telegram
 from tests.fakes.slack import FakeSlack
 from tests.fakes.channels import fake_channel_credentials

@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from benchmarks.llm_server import MODEL_ALIAS, running_llm_server
-from benchmarks.servers import MODEL, ROOT, running_servers
+from tests.harness import MODEL, MODEL_ALIAS, ROOT, running_llm_server, running_servers
 from tests.helpers import config_with_generation
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator, List
 import psycopg2
 import pytest
 
-from benchmarks.servers import MODEL, ROOT, Servers, running_servers
+from tests.harness import MODEL, ROOT, Servers, running_servers
 
 pytestmark = pytest.mark.e2e
 

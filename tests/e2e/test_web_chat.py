@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.servers import ROOT
+from tests.harness import ROOT
 
 pytestmark = pytest.mark.e2e
 

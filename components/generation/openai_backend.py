@@ -1,7 +1,7 @@
 """The ``openai`` generation backend: any OpenAI-compatible chat server.
 
 vLLM, TGI, llama.cpp's server and Ollama all serve ``POST {base_url}/chat/completions``.
-``RemoteGenerator`` sends the same messages the local backend would build
+``OpenAIGenerator`` sends the same messages the local backend would build
 (system prompt, redacted history, user text), post-processes the reply the same
 way, and the action runs the same output rails on it.
 
@@ -25,7 +25,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 import requests
 
-from components.generation import Generation, GenerationSettings, build_messages, postprocess
+from components.generation.base import Generation
+from components.generation.prompt import build_messages, postprocess
+from components.generation.settings import GenerationSettings, OpenAIOptions
 
 logger = logging.getLogger(__name__)
 
@@ -103,18 +105,21 @@ class CircuitBreaker:
                 )
 
 
-class RemoteGenerator:
+class OpenAIGenerator:
     """Generates replies through an OpenAI-compatible ``/chat/completions`` endpoint."""
 
     def __init__(self, settings: GenerationSettings, session: Optional[requests.Session] = None) -> None:
+        if not isinstance(settings.options, OpenAIOptions):
+            raise ValueError(f"OpenAIGenerator needs `backend: openai`, not {settings.backend}.")
         self.settings = settings
-        self.url = f"{str(settings.base_url).rstrip('/')}/chat/completions"
-        self.breaker = CircuitBreaker(settings.circuit_failures, settings.circuit_reset_s)
+        self.options: OpenAIOptions = settings.options
+        self.url = f"{str(self.options.base_url).rstrip('/')}/chat/completions"
+        self.breaker = CircuitBreaker(self.options.circuit_failures, self.options.circuit_reset_s)
         self._session = session or requests.Session()
 
     def _headers(self) -> Dict[str, str]:
         headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.settings.api_key_env)
+        key = os.environ.get(self.options.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         return headers
@@ -136,7 +141,7 @@ class RemoteGenerator:
 
     def _post(self, payload: Dict[str, Any]) -> Dict[str, Any]:
         """One request with bounded retries; raises ``RemoteUnavailable``."""
-        attempts = 1 + self.settings.retries
+        attempts = 1 + self.options.retries
         last_error = ""
         for attempt in range(attempts):
             if attempt:
@@ -171,8 +176,8 @@ class RemoteGenerator:
         s = self.settings
         if not self.breaker.allow():
             raise RemoteUnavailable(
-                f"circuit breaker open: {self.url} failed {s.circuit_failures} time(s) in a row; "
-                f"next try after {s.circuit_reset_s:g} s"
+                f"circuit breaker open: {self.url} failed {self.options.circuit_failures} time(s) "
+                f"in a row; next try after {self.options.circuit_reset_s:g} s"
             )
         start = time.perf_counter()
         try:

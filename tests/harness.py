@@ -1,5 +1,9 @@
-"""Starts the real `rasa run actions` and `rasa run` processes on free loopback
-ports, by default with a temporary SQLite tracker store and business store.
+"""Test and benchmark harness: real server processes on free loopback ports.
+
+- ``running_servers``: the real `rasa run actions` and `rasa run` processes, by
+  default with a temporary SQLite tracker store and business store;
+- ``running_llm_server``: llama.cpp's OpenAI-compatible server
+  (llama-cpp-python[server], in its own venv .venv-llm) serving the default GGUF.
 
 Used by the end-to-end tests and the benchmarks. Options cover the channel and
 scale-out tests: extra channels in the credentials, another endpoints file
@@ -158,8 +162,10 @@ def running_servers(
         endpoints.replace("{actions_url}", actions_url) if endpoints else sqlite_endpoints(actions_port, tracker_db)
     )
     credentials = work / "credentials.yml"
+    rest = "components.channels.rest.TokenRestInput"
+    notices = (yaml.safe_load((ROOT / "credentials.yml").read_text("utf-8")).get(rest) or {}).get("notices")
     credentials.write_text(yaml.safe_dump(
-        {"components.channels.rest.TokenRestInput": {"token": TEST_TOKEN}, **(channels or {})}
+        {rest: {"token": TEST_TOKEN, "notices": notices or {}}, **(channels or {})}
     ))
     process_env = {
         **os.environ, "ASSISTANT_DB_PATH": str(store_db), "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
@@ -213,3 +219,55 @@ def running_servers(
                 process.terminate()
         for process in processes.values():
             _stop(process)
+
+
+LLM_PYTHON = ROOT / ".venv-llm" / "bin" / "python"
+GGUF = ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_ALIAS = "smollm2"
+START_TIMEOUT_S = 120
+
+
+@dataclass
+class LLMServer:
+    """A llama.cpp server process that can be killed and started again on its port."""
+
+    port: int
+    log: Path
+    api_key: Optional[str] = None
+    process: Optional[subprocess.Popen] = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def command(self) -> List[str]:
+        command = [str(LLM_PYTHON), "-m", "llama_cpp.server", "--model", str(GGUF),
+                   "--model_alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(self.port),
+                   "--n_ctx", "2048", "--n_threads", "2", "--seed", "0"]
+        return command + (["--api_key", self.api_key] if self.api_key else [])
+
+    def start(self) -> "LLMServer":
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(self.command(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        wait_until_up(f"{self.base_url}/models", self.process, self.log, headers, START_TIMEOUT_S)
+        return self
+
+    def kill(self) -> None:
+        """Kills the process at once (SIGKILL), as a crash would."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@contextmanager
+def running_llm_server(work: Path, api_key: Optional[str] = None) -> Iterator[LLMServer]:
+    """A started server, killed when the block ends."""
+    for needed, hint in ((LLM_PYTHON, "make llm-server-env"), (GGUF, "make setup")):
+        if not needed.exists():
+            raise FileNotFoundError(f"{needed} is missing: run `{hint}` (make test does).")
+    server = LLMServer(free_port(), work / "llm-server.log", api_key)
+    try:
+        yield server.start()
+    finally:
+        server.kill()

@@ -1,0 +1,28 @@
+"""Reply generation behind one small protocol, one module per backend.
+
+- ``settings``: the shared options and each backend's own (other backends'
+  keys are rejected);
+- ``prompt``: the messages sent to the model and the reply post-processing;
+- ``base``: the ``Generation`` result and the ``Generator`` protocol;
+- ``transformers_backend`` (in-process, default) and ``openai_backend`` (any
+  OpenAI-compatible chat server);
+- ``factory``: ``get_generator``, one loaded model per process.
+
+Nothing here imports Rasa's graph classes, ``torch`` or ``transformers`` at
+import time.
+"""
+
+from components.generation.base import Generation, Generator
+from components.generation.factory import get_generator
+from components.generation.prompt import DEFAULT_SYSTEM_PROMPT, build_messages, postprocess
+from components.generation.settings import (
+    BACKENDS,
+    GenerationSettings,
+    OpenAIOptions,
+    TransformersOptions,
+)
+
+__all__ = [
+    "BACKENDS", "DEFAULT_SYSTEM_PROMPT", "Generation", "GenerationSettings", "Generator",
+    "OpenAIOptions", "TransformersOptions", "build_messages", "get_generator", "postprocess",
+]

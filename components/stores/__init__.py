@@ -1,0 +1,1 @@
+"""Stores for deployments: the atomic Redis lock store."""
