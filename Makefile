@@ -19,7 +19,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install setup services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-stories test-e2e eval bench eval-rails finetune trace clean
+.PHONY: help install setup services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-service test-stories test-e2e eval bench eval-rails finetune trace clean
 
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -73,16 +73,19 @@ test-stories: train ## rasa test on tests/test_stories.yml, failing on any predi
 	$(BIN)/rasa test core --stories tests/test_stories.yml -m models/assistant.tar.gz \
 		--fail-on-prediction-errors --out results/stories --no-plot
 
-test-unit: setup services $(LLM_STAMP) ## Unit tests only (no trained model needed)
-	$(BIN)/pytest -m "not e2e"
+test-unit: setup ## Fast tier: no service, no server process, no trained model (under 2 min)
+	$(BIN)/pytest -m "not service and not e2e"
+
+test-service: setup services $(LLM_STAMP) ## Tests against PostgreSQL, Redis, RabbitMQ and the llama.cpp server
+	$(BIN)/pytest -m service
 
 services: ## Start PostgreSQL, Redis and RabbitMQ on loopback if needed; install Chromium once
 	scripts/services.sh
 
-test-e2e: train services $(LLM_STAMP) ## End-to-end tests against real rasa and action server processes
+test-e2e: train services $(LLM_STAMP) ## End-to-end tier: real rasa and action server processes, whole pipelines
 	$(BIN)/pytest -m e2e
 
-test: train test-stories services $(LLM_STAMP) ## Everything: data checks, story tests, unit and end-to-end tests
+test: train test-stories services $(LLM_STAMP) ## Everything: story tests, then the unit, service and end-to-end tiers
 	$(BIN)/pytest
 
 eval: train ## Evaluation report (minutes): results/eval/report.md, report.json, plots

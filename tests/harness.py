@@ -224,7 +224,8 @@ def running_servers(
 LLM_PYTHON = ROOT / ".venv-llm" / "bin" / "python"
 GGUF = ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ALIAS = "smollm2"
-START_TIMEOUT_S = 120
+LLM_START_TIMEOUT_S = 240
+WARMUP_TIMEOUT_S = 600
 
 
 @dataclass
@@ -250,7 +251,12 @@ class LLMServer:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(self.command(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        wait_until_up(f"{self.base_url}/models", self.process, self.log, headers, START_TIMEOUT_S)
+        wait_until_up(f"{self.base_url}/models", self.process, self.log, headers, LLM_START_TIMEOUT_S)
+        # The first completion of a fresh server loads and maps the weights: on a busy
+        # machine it can take longer than a generation timeout, so it gets its own.
+        requests.post(f"{self.base_url}/chat/completions", headers=headers, timeout=WARMUP_TIMEOUT_S,
+                      json={"model": MODEL_ALIAS, "max_tokens": 1,
+                            "messages": [{"role": "user", "content": "hi"}]}).raise_for_status()
         return self
 
     def kill(self) -> None:

@@ -59,8 +59,12 @@ def config_with_generation(path, **generation: Any) -> str:
     """config.yml's text with the LLMResponsePolicy's generation block updated."""
     import yaml
 
+    from components.generation import GenerationSettings
+
     config = yaml.safe_load(open(path, encoding="utf-8"))
     for policy in config["policies"]:
         if str(policy.get("name", "")).endswith("LLMResponsePolicy"):
-            policy["generation"] = {**(policy.get("generation") or {}), **generation}
+            # with_overrides drops the old backend's keys when `backend` changes
+            settings = GenerationSettings.from_config(policy.get("generation")).with_overrides(**generation)
+            policy["generation"] = settings.as_dict()
     return yaml.safe_dump(config, sort_keys=False)

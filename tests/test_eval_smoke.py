@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "datasets"
 
 
+@pytest.mark.e2e  # trains Rasa models for cross-validation: minutes
 @pytest.mark.skipif(not (SHARED / "clinc150").exists(), reason="../shared/datasets missing")
 def test_make_eval_smoke_writes_a_complete_report(tmp_path):
     result = subprocess.run(

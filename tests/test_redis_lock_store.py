@@ -12,6 +12,8 @@ from rasa.utils.endpoints import EndpointConfig
 
 from components.stores.redis_lock_store import AtomicRedisLockStore
 
+pytestmark = pytest.mark.service
+
 
 def store() -> AtomicRedisLockStore:
     return AtomicRedisLockStore(EndpointConfig(url="127.0.0.1", port=6379, db=0, key_prefix="locktest",

@@ -69,6 +69,7 @@ def test_bad_remote_settings_say_what_to_change(config, fragment):
     assert fragment in str(error.value)
 
 
+@pytest.mark.service
 def test_the_real_server_answers(llm_server):
     generator = get_generator(remote(llm_server.base_url))
     assert isinstance(generator, OpenAIGenerator)
@@ -78,6 +79,7 @@ def test_the_real_server_answers(llm_server):
     assert generation.model_id == f"{llm_server.base_url} {MODEL_ALIAS}"
 
 
+@pytest.mark.service
 def test_greedy_replies_are_deterministic(llm_server):
     generator = OpenAIGenerator(remote(llm_server.base_url))
     history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello! How can I help?"}]
@@ -85,6 +87,7 @@ def test_greedy_replies_are_deterministic(llm_server):
     assert first.text and first.text == generator.generate(history, "Give me one tip for studying.").text
 
 
+@pytest.mark.service
 def test_the_api_key_comes_from_the_environment(tmp_path, monkeypatch):
     with running_llm_server(tmp_path, api_key="sk-local-test-key") as server:
         monkeypatch.delenv("ASSISTANT_LLM_KEY", raising=False)
@@ -97,6 +100,7 @@ def test_the_api_key_comes_from_the_environment(tmp_path, monkeypatch):
         assert OpenAIGenerator(remote(server.base_url, api_key_env="ASSISTANT_LLM_KEY")).generate([], "hello").text
 
 
+@pytest.mark.service
 def test_killed_server_opens_the_breaker_and_recovery_closes_it(tmp_path):
     with running_llm_server(tmp_path) as server:
         session = CountingSession()
@@ -110,10 +114,9 @@ def test_killed_server_opens_the_breaker_and_recovery_closes_it(tmp_path):
                 generator.generate([], "Name a colour.")
         assert session.posts == 1 + 2 * 3
         assert generator.breaker.state == CircuitBreaker.OPEN
-        start = time.perf_counter()
         with pytest.raises(RemoteUnavailable, match="circuit breaker open"):
             generator.generate([], "Name a colour.")
-        assert time.perf_counter() - start < 0.05 and session.posts == 7  # no request sent
+        assert session.posts == 7  # refused without sending a request
         server.start()  # same port
         time.sleep(1.6)
         assert generator.breaker.state == CircuitBreaker.HALF_OPEN
