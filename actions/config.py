@@ -10,11 +10,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ENV_DB_PATH = "ASSISTANT_DB_PATH"
 ENV_KNOWLEDGE_DIR = "ASSISTANT_KNOWLEDGE_DIR"
-ENV_RASA_CONFIG = "ASSISTANT_RASA_CONFIG"
 
 DEFAULT_DB_PATH = PROJECT_ROOT / "var" / "assistant.db"
 DEFAULT_KNOWLEDGE_DIR = PROJECT_ROOT / "knowledge"
-DEFAULT_RASA_CONFIG = PROJECT_ROOT / "config.yml"
 
 # Longest free text (return reason, names, dates) the actions store.
 MAX_FREE_TEXT_CHARS = 500
@@ -27,13 +25,10 @@ class Settings:
     Attributes:
         db_path: SQLite file of the business store (orders, tickets, ...).
         knowledge_dir: folder with the curated knowledge files and seed data.
-        rasa_config: the Rasa config.yml whose LLM policy and rails settings the
-            LLM action uses.
     """
 
     db_path: Path
     knowledge_dir: Path
-    rasa_config: Path
 
 
 def get_settings() -> Settings:
@@ -41,5 +36,4 @@ def get_settings() -> Settings:
     return Settings(
         db_path=Path(os.environ.get(ENV_DB_PATH, DEFAULT_DB_PATH)),
         knowledge_dir=Path(os.environ.get(ENV_KNOWLEDGE_DIR, DEFAULT_KNOWLEDGE_DIR)),
-        rasa_config=Path(os.environ.get(ENV_RASA_CONFIG, DEFAULT_RASA_CONFIG)),
     )

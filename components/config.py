@@ -10,6 +10,7 @@ nothing here imports Rasa's graph classes.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, Optional, Tuple
@@ -20,6 +21,10 @@ from rasa.shared.exceptions import InvalidConfigException
 from components.generation.settings import GenerationSettings
 from components.guardrails import Guardrails
 from components.guardrails.registry import INPUT, OUTPUT, blocking_names, default_names, names
+
+# The Rasa config the action server reads the plugin's settings from (default:
+# config.yml in the folder the action server runs in).
+ENV_RASA_CONFIG = "ASSISTANT_RASA_CONFIG"
 
 POLICY_NAME = "LLMResponsePolicy"
 INPUT_RAILS_NAME = "InputRails"
@@ -225,6 +230,11 @@ def _load(path: str, mtime_ns: int) -> PluginConfig:
     rails = dict((component_block(raw, "pipeline", INPUT_RAILS_NAME) or {}).get(RAILS_KEY) or {})
     rails["output_rails"] = list(policy.output_rails)
     return PluginConfig(policy, Guardrails(rails))
+
+
+def rasa_config_path() -> Path:
+    """The config.yml the action server reads: ``$ASSISTANT_RASA_CONFIG`` or ./config.yml."""
+    return Path(os.environ.get(ENV_RASA_CONFIG) or "config.yml")
 
 
 def load_plugin_config(path: Path) -> PluginConfig:

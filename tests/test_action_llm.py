@@ -8,8 +8,8 @@ from typing import List
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
-import actions.llm as llm_action
-from actions.config import ENV_RASA_CONFIG
+import components.llm_action as llm_action
+from components.config import ENV_RASA_CONFIG
 from actions.llm import ActionLLMResponse, conversation_history
 from components.generation import Generation
 from components.guardrails import RailsRecord

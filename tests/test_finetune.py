@@ -14,7 +14,7 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUtt
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.config import ENV_RASA_CONFIG
+from components.config import ENV_RASA_CONFIG
 from actions.llm import ActionLLMResponse
 from components.config import load_plugin_config
 from components.guardrails import RailsRecord, Verdict

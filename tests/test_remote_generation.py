@@ -14,7 +14,7 @@ from aiohttp import web
 from rasa.shared.exceptions import InvalidConfigException
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.config import ENV_RASA_CONFIG
+from components.config import ENV_RASA_CONFIG
 from actions.llm import ActionLLMResponse
 from tests.harness import MODEL_ALIAS, running_llm_server
 from components.generation import GenerationSettings, get_generator

@@ -1,0 +1,130 @@
+"""The plugin's custom action: LLM replies with generation off the event loop, output rails, trace.
+
+It runs in the action server (rasa-sdk); an assistant's ``actions`` package
+registers it by importing it (``from components.llm_action import ActionLLMResponse``).
+
+``LLMResponsePolicy`` predicts this action for open-ended turns. The action
+builds the prompt from the PII-redacted user text and the last turns of the
+conversation, generates in a worker thread (so the action server keeps
+serving other requests), runs the output rails, and sends either the reply or
+the domain response configured for the rail that fired. The per-turn trace
+goes into a slot, so it is stored on the tracker with the conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from components.config import ERROR_RESPONSE_KEY, PluginConfig, load_plugin_config, rasa_config_path
+from components.generation import OpenAIOptions, get_generator
+from components.guardrails import RailsRecord, text_for_model
+
+logger = logging.getLogger(__name__)
+# One worker: local generation is CPU-bound and the model serves one request at a time.
+_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm")
+# A remote server batches requests itself; these threads only wait on HTTP.
+_REMOTE_EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="llm-remote")
+# Sent when the config itself cannot be read (so on_output is unknown).
+UNAVAILABLE_RESPONSE = "utter_llm_unavailable"
+# Extra seconds allowed for loading and tokenising on top of the generation timeout.
+LOAD_GRACE_S = 120.0
+
+
+def conversation_history(tracker: Tracker) -> List[Dict[str, str]]:
+    """Earlier user and bot messages as chat turns (redacted), oldest first.
+
+    The latest user message is not included: it is the new turn.
+    """
+    turns: List[Dict[str, str]] = []
+    for event in tracker.events:
+        if event.get("event") == "user":
+            text = text_for_model(event.get("parse_data"), event.get("text") or "")
+            if text:
+                turns.append({"role": "user", "content": text})
+        elif event.get("event") == "bot" and event.get("text"):
+            turns.append({"role": "assistant", "content": event["text"]})
+    if turns and turns[-1]["role"] == "user":
+        turns.pop()
+    return turns
+
+
+class ActionLLMResponse(Action):
+    """Answers an open-ended turn with the language model, inside the rails."""
+
+    def name(self) -> Text:
+        return "action_llm_response"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        from rasa.shared.exceptions import InvalidConfigException
+
+        try:
+            plugin: PluginConfig = load_plugin_config(rasa_config_path())
+        except InvalidConfigException as error:
+            logger.error("LLM turn skipped, the plugin config is invalid: %s", error)
+            dispatcher.utter_message(response=UNAVAILABLE_RESPONSE)
+            return []
+        message = tracker.latest_message or {}
+        text = text_for_model(message)
+        record = RailsRecord.from_parse_data(message)
+        trace: Dict[str, Any] = {
+            "route": "llm",
+            "intent": (message.get("intent") or {}).get("name"),
+            "confidence": (message.get("intent") or {}).get("confidence"),
+            "input_rails": record.to_dict() if record else None,
+            "backend": plugin.generation.backend,
+            "model": plugin.generation.model_id,
+        }
+        remote = isinstance(plugin.generation.options, OpenAIOptions)
+        executor = _REMOTE_EXECUTOR if remote else _EXECUTOR
+        loop = asyncio.get_running_loop()
+        generation = None
+        try:
+            generator = await asyncio.wait_for(
+                loop.run_in_executor(executor, get_generator, plugin.generation), LOAD_GRACE_S
+            )
+            generation = await asyncio.wait_for(
+                loop.run_in_executor(executor, generator.generate, conversation_history(tracker), text),
+                plugin.generation.timeout_s + LOAD_GRACE_S,
+            )
+        except Exception as error:  # noqa: BLE001 - the user gets a safe reply, the log the reason
+            logger.error("LLM generation failed: %s", error)
+            trace.update(outcome="error", error=str(error)[:300])
+            dispatcher.utter_message(response=plugin.policy.response_for(ERROR_RESPONSE_KEY))
+            return _trace_events(plugin.trace_slot, trace)
+
+        rails = plugin.guardrails.check_output(
+            generation.text, user_text=message.get("text") or "", system_prompt=plugin.generation.system_prompt
+        )
+        trace.update(
+            new_tokens=generation.new_tokens,
+            latency_s=round(generation.latency_s, 3),
+            tokens_per_s=round(generation.tokens_per_s, 2),
+            timed_out=generation.timed_out,
+            output_rails=rails.to_dict(),
+        )
+        if rails.decisive:
+            response = plugin.policy.response_for(rails.decisive.rail)
+            logger.info(
+                "Output rail '%s' fired (%s): reply replaced by %s.",
+                rails.decisive.rail, rails.decisive.reason, response,
+            )
+            trace["outcome"] = f"replaced:{rails.decisive.rail}"
+            dispatcher.utter_message(response=response)
+        else:
+            trace["outcome"] = "sent"
+            dispatcher.utter_message(text=generation.text)
+        return _trace_events(plugin.trace_slot, trace)
+
+
+def _trace_events(slot: Optional[str], trace: Dict[str, Any]) -> List[EventType]:
+    return [SlotSet(slot, trace)] if slot else []
