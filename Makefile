@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 REQ_HASH := $(shell cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 MODEL_FILE := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
+ENCODER := .cache/models/all-MiniLM-L6-v2/model.safetensors
 WARM_STAMP := .cache/converted/.warm-$(shell cat config.yml 2>/dev/null | sha256sum | cut -c1-12)
 RASA_PORT ?= 5005
 ACTIONS_PORT ?= 5055
@@ -19,7 +20,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install setup services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-service test-stories test-e2e eval bench eval-rails finetune trace clean
+.PHONY: help install setup train-guards services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-service test-stories test-e2e eval bench eval-rails finetune trace clean
 
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -36,14 +37,17 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 install: $(STAMP) ## Create .venv with Python 3.10 and install the pinned dependencies
 
 $(MODEL_FILE):
-	$(BIN)/python scripts/fetch_model.py --dest $(dir $(MODEL_FILE))
+	$(BIN)/python scripts/fetch_model.py smollm2
 
-$(WARM_STAMP): $(MODEL_FILE) config.yml
+$(ENCODER):
+	$(BIN)/python scripts/fetch_model.py minilm
+
+$(WARM_STAMP): $(MODEL_FILE) $(ENCODER) config.yml
 	$(BIN)/python scripts/warm_model.py
 	@mkdir -p .cache/converted && rm -f .cache/converted/.warm-*
 	@touch $@
 
-setup: install $(WARM_STAMP) ## install + the default response model into .cache/ (converted once)
+setup: install $(ENCODER) $(WARM_STAMP) ## install + the response model and the sentence encoder into .cache/ (sha256-checked)
 
 train: setup ## Train the Rasa model if config.yml, domain.yml or data/ changed
 	$(BIN)/python scripts/gen_data.py --check
@@ -121,9 +125,11 @@ $(BENCH_STAMP): requirements-bench.txt $(STAMP)
 bench: train $(BENCH_STAMP) ## Latency, throughput and cost side by side: results/bench.json + a table
 	$(BIN)/python -m benchmarks.bench --json results/bench.json $(BENCH_ARGS)
 
-eval-rails: setup ## Measure the rails: redteam refusal, over-refusal, PII recall, latency
-	@mkdir -p results
-	$(BIN)/python -m benchmarks.rails_eval --json results/rails.json
+eval-rails: setup ## Measure the rails on held-out sources, dev sets, paraphrases; latency, memory: results/rails/
+	$(BIN)/python -m benchmarks.rails_eval --out results/rails
+
+train-guards: setup ## Retrain the learned rails' heads from ../shared/datasets/safety_train (+ baselines)
+	$(BIN)/python -m components.guardrails.learned.train --compare
 
 finetune: setup ## Fine-tune the response model on the project's data (+ FINETUNE_ARGS), promote if rails hold
 	$(BIN)/python -m finetune $(FINETUNE_ARGS)

@@ -1,10 +1,21 @@
-"""Measures the guardrails: refusal on harmful prompts, over-refusal on safe
-prompts, PII recall per type, and rail latency.
+"""Measures the guardrails (``make eval-rails``): what a rail never saw, it is measured on.
+
+- learned heads on **held-out source groups** of safety_train (leave-group-out:
+  trained and thresholded without the group), with ROC curves;
+- the configured rails (patterns + classifiers) on redteam_dev (never trained
+  on), over-refusal on the project's safe set and on safety_train's benign
+  contrast prompts, PII recall on pii_dev;
+- emergencies: the held-out paraphrases (tests/data/emergency_paraphrases.tsv)
+  escalated by the NLU-side signals (patterns, classifier) and by the check
+  before generation;
+- latency of all rails per turn (NLU side and LLM side) and the memory the
+  encoder adds to a process.
 
 Usage:
-    python -m benchmarks.rails_eval [--shared ../shared/datasets] [--json out.json]
+    python -m benchmarks.rails_eval [--shared ../shared/datasets] [--out results/rails]
 
-The public sets are measured only; nothing here tunes the rails on them.
+Writes report.json, report.md and roc.png into --out. The public sets are
+measured only; nothing here tunes the rails on them.
 """
 
 from __future__ import annotations
@@ -120,32 +131,193 @@ def rail_latency(texts: List[str], replies: Optional[List[str]] = None, rounds: 
     }
 
 
-def run(shared: Path) -> Dict[str, object]:
+def held_out_sources(shared: Path, out: Path) -> Dict[str, object]:
+    """Leave-group-out results of the learned heads, and their ROC curves in roc.png."""
+    import numpy as np
+
+    from components.guardrails.learned import train
+
+    rows = train.safety_rows(shared) + train.project_rows()
+    features = train.embed([r.text for r in rows], train.DEFAULT_ENCODER, progress=True)
+    evaluation = train.leave_group_out(features, rows, train.fit, progress=True)
+    curves = {}
+    for head in train.GROUP_HEADS:
+        scores, targets = evaluation["oof"][head], train._targets(rows, head)
+        keep = ~np.isnan(scores)
+        curves[head] = roc_points(scores[keep], targets[keep])
+    plot_roc(curves, out / "roc.png")
+    return {"by_group": evaluation["groups"], "pooled": train.summarise(evaluation["groups"]),
+            "auroc_pooled": {h: c["auroc"] for h, c in curves.items()}}
+
+
+def roc_points(scores, targets) -> Dict[str, object]:
+    """False- and true-positive rates over 50 thresholds, and the AUROC."""
+    import numpy as np
+
+    from components.guardrails.learned.train import auroc
+
+    thresholds = np.linspace(0, 1, 51)
+    positives, negatives = scores[targets == 1], scores[targets == 0]
+    return {
+        "fpr": [round(float((negatives >= t).mean()), 4) for t in thresholds],
+        "tpr": [round(float((positives >= t).mean()), 4) for t in thresholds],
+        "auroc": auroc(scores, targets),
+    }
+
+
+def plot_roc(curves: Dict[str, Dict[str, object]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for head, curve in curves.items():
+        ax.plot(curve["fpr"], curve["tpr"], label=f"{head} (AUROC {curve['auroc']})")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(xlabel="false positive rate (held-out sources)", ylabel="recall (held-out sources)",
+           title="Learned rails, leave-source-group-out")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def paraphrases(path: Path = ROOT / "tests" / "data" / "emergency_paraphrases.tsv") -> List[str]:
+    lines = path.read_text("utf-8").splitlines()
+    return [line.split("\t")[1] for line in lines if line.strip() and not line.startswith("#")]
+
+
+def emergencies() -> Dict[str, object]:
+    """Held-out paraphrases escalated by the NLU-side signals and by the check before generation."""
+    from components.emergency_detector import EmergencyDetector
+    from rasa.shared.nlu.training_data.message import Message
+
+    detector = EmergencyDetector({**EmergencyDetector.get_default_config(), "intent_threshold": None})
+    guardrails = _guardrails()
+    texts = paraphrases()
+    nlu_missed = [t for t in texts if detector.check(Message(data={"text": t})).decisive is None]
+    llm_missed = [t for t in texts if guardrails.check_before_generation(t).decisive is None
+                  and detector.detect(t) is None]
+    return {
+        "n": len(texts),
+        "nlu_side_escalated": round(1 - len(nlu_missed) / len(texts), 4),
+        "nlu_side_missed": nlu_missed,
+        "before_generation_escalated": round(1 - len(llm_missed) / len(texts), 4),
+        "note": "without the NLU's emergency intent (it needs the trained Rasa model): "
+                "tests/e2e/test_emergencies.py runs the whole path over REST",
+    }
+
+
+def contrast_over_refusal(shared: Path) -> Dict[str, object]:
+    """The configured input rails on safety_train's benign contrast prompts (coconot_contrast)."""
+    texts = [json.loads(line)["text"] for line in (shared / "safety_train" / "safety_train.jsonl")
+             .read_text("utf-8").split("\n") if line.strip() and '"coconot_contrast"' in line]
+    return refusal_rate(texts)
+
+
+def turn_latency(texts: List[str], reply: str = "Sure, here is a short answer about that topic for you.") -> Dict:
+    """All rails of one turn: NLU side (emergency detector + input rails), LLM side
+    (check before generation + output rails), in milliseconds."""
+    from components.emergency_detector import EmergencyDetector
+    from rasa.shared.nlu.training_data.message import Message
+
+    detector = EmergencyDetector(EmergencyDetector.get_default_config())
+    guardrails = _guardrails()
+    nlu, llm = [], []
+    for text in texts:
+        start = time.perf_counter()
+        detector.check(Message(data={"text": text}))
+        guardrails.check_input(text)
+        nlu.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        guardrails.check_before_generation(text)
+        guardrails.check_output(reply, text, "You are a helpful assistant.")
+        llm.append((time.perf_counter() - start) * 1000)
+
+    def stats(samples):
+        samples = sorted(samples)
+        return {"turns": len(samples), "p50_ms": round(statistics.median(samples), 2),
+                "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 2)}
+    return {"nlu_side": stats(nlu), "llm_side": stats(llm)}
+
+
+def encoder_memory_mb() -> Dict[str, float]:
+    """RSS of a fresh Python process before and after loading the encoder and heads."""
+    import subprocess
+
+    code = (
+        "import resource, sys\n"
+        "def rss():\n"
+        "    return int(open('/proc/self/statm').read().split()[1]) * 4096 / 1e6\n"
+        "before = rss()\n"
+        "from components.embeddings import get_encoder\n"
+        "from components.guardrails.learned.heads import load_heads\n"
+        "get_encoder().encode(['hello']); load_heads()\n"
+        "print(before, rss())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    before, after = (float(x) for x in out.stdout.split()[-2:])
+    return {"rss_before_mb": round(before), "rss_after_mb": round(after), "added_mb": round(after - before)}
+
+
+def run(shared: Path, out: Path) -> Dict[str, object]:
     """All measurements."""
     red = redteam_texts(shared)
     safe = safe_texts()
     return {
+        "command": "make eval-rails",
+        "held_out_sources": held_out_sources(shared, out),
         "redteam_refusal": {name: refusal_rate(texts) for name, texts in red.items()},
         "over_refusal_safe": refusal_rate(safe),
+        "over_refusal_contrast": contrast_over_refusal(shared),
+        "emergencies": emergencies(),
         "pii_recall": pii_recall(shared),
-        "latency": rail_latency(red["advbench"][:100] + safe),
+        "latency": turn_latency(red["advbench"][:100] + safe + paraphrases()[:50]),
+        "memory": encoder_memory_mb(),
     }
+
+
+def markdown(report: Dict[str, object]) -> str:
+    """The headline numbers as a table (report.md)."""
+    held = report["held_out_sources"]
+    lines = ["# Rails evaluation (`make eval-rails`)", "",
+             "| measure | value |", "|---|---|"]
+    for head, value in held["pooled"].items():
+        lines.append(f"| {head} classifier, recall on held-out sources | {value['recall']} "
+                     f"({value['held_out_positives']} prompts; AUROC {held['auroc_pooled'][head]}) |")
+    for name, value in report["redteam_refusal"].items():
+        lines.append(f"| configured input rails, refused on redteam_dev/{name} | {value['rate']} of {value['n']} |")
+    lines.append(f"| false refusals, project safe set | {report['over_refusal_safe']['rate']} "
+                 f"of {report['over_refusal_safe']['n']} |")
+    lines.append(f"| false refusals, safety_train benign contrast | {report['over_refusal_contrast']['rate']} "
+                 f"of {report['over_refusal_contrast']['n']} |")
+    emergencies = report["emergencies"]
+    lines.append(f"| emergency paraphrases escalated, NLU side (patterns + classifier) | "
+                 f"{emergencies['nlu_side_escalated']} of {emergencies['n']} |")
+    lines.append(f"| emergency paraphrases escalated before generation | {emergencies['before_generation_escalated']} |")
+    for side, value in report["latency"].items():
+        lines.append(f"| rails latency per turn, {side} | p50 {value['p50_ms']} ms, p99 {value['p99_ms']} ms |")
+    lines.append(f"| memory the encoder adds to a process | {report['memory']['added_mb']} MB |")
+    lines += ["", "Per held-out group: report.json (`held_out_sources.by_group`); ROC curves: roc.png."]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "rails")
     args = parser.parse_args()
     if not (args.shared / "redteam_dev").exists():
         print(f"error: {args.shared} has no redteam_dev; pass --shared", file=sys.stderr)
         return 2
-    report = run(args.shared)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = run(args.shared, args.out)
+    (args.out / "report.json").write_text(json.dumps(report, indent=2), "utf-8")
+    (args.out / "report.md").write_text(markdown(report), "utf-8")
+    print(markdown(report))
+    print(f"full report: {args.out / 'report.json'}; ROC curves: {args.out / 'roc.png'}")
     return 0
 
 

@@ -56,8 +56,11 @@ def input_rails_defaults() -> Dict[str, Any]:
         # each intent to a response). Only rails that run need an entry.
         ON_INPUT_KEY: {
             "injection": "guardrail_injection",
+            "attack_classifier": "guardrail_injection",
             "harmful": "guardrail_harmful",
+            "harmful_classifier": "guardrail_harmful",
             "medical_advice": "guardrail_medical_advice",
+            "medical_advice_classifier": "guardrail_medical_advice",
             "scope": "guardrail_out_of_scope",
         },
         # Intents that are never overridden (e.g. an emergency intent wins over every rail).
@@ -80,11 +83,17 @@ def policy_defaults() -> Dict[str, Any]:
         GENERATION_KEY: {},
         # Output rails run on each reply, in order (default: the generic ones).
         OUTPUT_RAILS_KEY: None,
-        # Fired output rail (or "error" when generation fails) -> domain response
-        # that replaces the reply; "default" covers rails not listed.
+        # Fired rail (output rails, the rails run before generation) or "error" (generation
+        # failed) -> the domain response sent instead of a reply. "rail:category" keys
+        # are more specific (e.g. "emergency:self_harm"); "default" covers the rest.
         ON_OUTPUT_KEY: {
             DEFAULT_RESPONSE_KEY: "utter_llm_fallback",
             ERROR_RESPONSE_KEY: "utter_llm_unavailable",
+            "emergency": "utter_llm_emergency",
+            "emergency_classifier": "utter_llm_emergency",
+            "ignored_emergency": "utter_llm_emergency",
+            "harmful_classifier": "utter_guardrail_harmful",
+            "attack_classifier": "utter_guardrail_injection",
         },
         # Slot that receives the per-turn trace (model, tokens, latency, verdicts); null: none.
         TRACE_SLOT_KEY: "llm_trace",
@@ -156,6 +165,7 @@ class PolicyConfig:
                 f"LLMResponsePolicy: '{ACTION_KEY}' must name a custom action (action_...), got {action!r}."
             )
         allowed = names(OUTPUT)
+        known = set(allowed) | set(names(INPUT))
         rails = config.get(OUTPUT_RAILS_KEY)
         if rails is not None and (not isinstance(rails, list) or any(r not in allowed for r in rails)):
             raise InvalidConfigException(
@@ -163,12 +173,12 @@ class PolicyConfig:
             )
         on_output = config.get(ON_OUTPUT_KEY)
         if not isinstance(on_output, dict) or DEFAULT_RESPONSE_KEY not in on_output or any(
-            (k not in allowed and k not in (DEFAULT_RESPONSE_KEY, ERROR_RESPONSE_KEY))
+            (str(k).split(":")[0] not in known and k not in (DEFAULT_RESPONSE_KEY, ERROR_RESPONSE_KEY))
             or not str(v).startswith("utter_")
             for k, v in on_output.items()
         ):
             raise InvalidConfigException(
-                f"LLMResponsePolicy: '{ON_OUTPUT_KEY}' must map output rail names, "
+                f"LLMResponsePolicy: '{ON_OUTPUT_KEY}' must map rail names (or rail:category), "
                 f"'{ERROR_RESPONSE_KEY}' and '{DEFAULT_RESPONSE_KEY}' (required) to domain "
                 f"responses (utter_...), got {on_output!r}."
             )
@@ -183,9 +193,10 @@ class PolicyConfig:
             dict(on_output), slot,
         )
 
-    def response_for(self, key: str) -> str:
-        """The domain response that replaces a reply when ``key`` (a rail or "error") fires."""
-        return self.on_output.get(key) or self.on_output[DEFAULT_RESPONSE_KEY]
+    def response_for(self, key: str, category: Optional[str] = None) -> str:
+        """The domain response sent when ``key`` (a rail or "error") fires, most specific first."""
+        specific = self.on_output.get(f"{key}:{category}") if category else None
+        return specific or self.on_output.get(key) or self.on_output[DEFAULT_RESPONSE_KEY]
 
 
 @dataclass(frozen=True)

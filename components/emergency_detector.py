@@ -3,11 +3,15 @@
 An emergency ("I have chest pain", "I took an overdose", "I want to end my
 life") must be escalated first, whatever else the message asks for and however
 sure the intent classifier is about something else. This component runs after
-the classifiers (and after ``FallbackClassifier``) and, when one of its
-patterns matches, sets the configured emergency intent with full confidence and
-adds an ``emergency_type`` entity saying which kind matched. What the bot then
-says is dialogue data: a rule maps the intent to an action, and the action
-picks a domain response by the entity value.
+the classifiers (and after ``FallbackClassifier``). Three signals, any one of
+which escalates (fail closed): its patterns, the learned emergency classifier
+(the shared sentence encoder, high-recall threshold), and the NLU's own
+emergency intent ranked at or above ``intent_threshold``. It then sets the
+configured emergency intent with full confidence and adds an ``emergency_type``
+entity (``medical`` or ``self_harm``); every signal's verdict, with its source,
+score and threshold, goes into the parse data under ``emergency_check``. What
+the bot then says is dialogue data: a rule maps the intent to an action, and
+the action picks a domain response by the entity value.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 
+from components.guardrails import Guardrails, RailsRecord, Verdict
+from components.guardrails.record import EMERGENCY_CHECK_KEY
 from components.guardrails.patterns import compile_groups, load_groups
 
 logger = logging.getLogger(__name__)
@@ -43,6 +49,8 @@ logger = logging.getLogger(__name__)
 INTENT_KEY = "intent"
 ENTITY_KEY = "entity"
 PATTERNS_KEY = "patterns"
+CLASSIFIER_KEY = "classifier"
+INTENT_THRESHOLD_KEY = "intent_threshold"
 
 
 
@@ -69,14 +77,38 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
             # Replacing the dict in config.yml replaces all groups. Default: the
             # "emergency" rail's list, components/guardrails/lists/emergency.yml.
             PATTERNS_KEY: load_groups("emergency"),
+            # The learned emergency classifier at its strict threshold (it overrides
+            # every intent): rails settings (encoder, heads, thresholds:
+            # {emergency_classifier_strict: ...}); {} = the trained defaults; null: off.
+            CLASSIFIER_KEY: {},
+            # Fail closed on the NLU too: escalate when the intent classifier ranks the
+            # emergency intent at or above this confidence, even if it is not the top
+            # intent (null: off).
+            INTENT_THRESHOLD_KEY: 0.2,
         }
 
     def __init__(self, config: Dict[Text, Any]) -> None:
-        """Validates the config and compiles the patterns."""
+        """Validates the config, compiles the patterns and loads the classifier."""
         self._config = config
         self._intent = _non_empty_str(config, INTENT_KEY)
         self._entity = _non_empty_str(config, ENTITY_KEY)
         self._patterns = _compile_patterns(config.get(PATTERNS_KEY))
+        threshold = config.get(INTENT_THRESHOLD_KEY)
+        if threshold is not None and (not isinstance(threshold, (int, float)) or not 0 < threshold <= 1):
+            raise InvalidConfigException(
+                f"EmergencyDetector: '{INTENT_THRESHOLD_KEY}' must be a number in (0, 1] or null, got {threshold!r}."
+            )
+        self._intent_threshold = threshold
+        rails = config.get(CLASSIFIER_KEY)
+        if rails is not None and not isinstance(rails, dict):
+            raise InvalidConfigException(
+                f"EmergencyDetector: '{CLASSIFIER_KEY}' must be the rails settings of the emergency classifier "
+                f"(encoder, heads, thresholds) or null to switch it off, got {rails!r}."
+            )
+        self._classifier = (
+            Guardrails({**rails, "input_rails": ["emergency_classifier_strict"], "output_rails": []})
+            if rails is not None else None
+        )
 
     @classmethod
     def create(
@@ -90,7 +122,7 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
         return cls(config)
 
     def detect(self, text: Text) -> Optional[Tuple[Text, int, int]]:
-        """Returns the kind of emergency and the matched span, or None."""
+        """Returns the kind of emergency and the matched span, or None (patterns only)."""
         for kind, patterns in self._patterns:
             for pattern in patterns:
                 match = pattern.search(text)
@@ -98,17 +130,45 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
                     return kind, match.start(), match.end()
         return None
 
+    def check(self, message: Message) -> RailsRecord:
+        """Every signal for one message: patterns, the classifier, the NLU's emergency intent.
+
+        The decisive verdict is the first that fired; any one escalates (fail closed).
+        """
+        text = message.get(TEXT) or ""
+        hit = self.detect(text)
+        verdicts = [
+            Verdict("emergency", True, f"{hit[0]}: '{text[hit[1]:hit[2]][:60]}'", category=hit[0])
+            if hit else Verdict("emergency", False)
+        ]
+        if self._classifier is not None:
+            verdicts += self._classifier.check_input(text).verdicts
+        if self._intent_threshold is not None:
+            confidence = max((float(r.get(PREDICTED_CONFIDENCE_KEY) or 0) for r in message.get(INTENT_RANKING_KEY) or []
+                              if r.get(INTENT_NAME_KEY) == self._intent), default=0.0)
+            fired = confidence >= self._intent_threshold
+            kind = next((v.category for v in verdicts[1:] if v.category in ("self_harm", "medical")), "medical")
+            verdicts.append(Verdict(
+                "emergency_intent", fired, f"NLU intent '{self._intent}' at {confidence:.2f}" if fired else "",
+                category=kind if fired else None, source="model", score=confidence,
+                threshold=self._intent_threshold,
+            ))
+        decisive = next((v for v in verdicts if v.triggered), None)
+        return RailsRecord(verdicts, decisive)
+
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets the emergency intent on messages that state an emergency."""
         for message in messages:
-            text = message.get(TEXT) or ""
-            hit = self.detect(text)
-            if hit is None:
+            record = self.check(message)
+            message.set(EMERGENCY_CHECK_KEY, record.to_dict(), add_to_output=True)
+            decisive = record.decisive
+            if decisive is None:
                 continue
-            kind, start, end = hit
+            # a pattern group's name, or (classifier, NLU intent) medical / self_harm
+            kind = decisive.category if decisive.category and decisive.category != "error" else "medical"
             previous = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
             logger.debug(
-                f"Emergency ({kind}) stated in '{text[start:end]}': intent "
+                f"Emergency ({kind}) from {decisive.rail} [{decisive.source}]: {decisive.reason}; intent "
                 f"'{previous}' is replaced by '{self._intent}'."
             )
             intent = {INTENT_NAME_KEY: self._intent, PREDICTED_CONFIDENCE_KEY: 1.0}
@@ -117,6 +177,8 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
             ]
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, [intent, *ranking], add_to_output=True)
+            hit = self.detect(message.get(TEXT) or "")
+            start, end = (hit[1], hit[2]) if hit else (0, len(message.get(TEXT) or ""))
             entities = [e for e in message.get(ENTITIES) or [] if e.get(ENTITY_ATTRIBUTE_TYPE) != self._entity]
             entities.append(
                 {

@@ -49,6 +49,8 @@ RESPONSES = {
                                "emergency number.",
     "utter_llm_fallback": "Sorry, I don't have a good answer to that. Could you ask in another way?",
     "utter_llm_unavailable": "Sorry, I can't answer open questions right now. Please try again later.",
+    "utter_llm_emergency": "If you or someone else may be in danger, please call your local emergency number now "
+                           "(112 / 911 / 999).",
 }
 DATA_FILE = Path("data") / "llm_plugin.yml"
 DATA = '''version: "3.1"

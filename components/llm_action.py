@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm")
 # A remote server batches requests itself; these threads only wait on HTTP.
 _REMOTE_EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="llm-remote")
+# The rails (sentence encoder) run here, beside generation, never on the event loop.
+_RAILS_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rails")
 # Sent when the config itself cannot be read (so on_output is unknown).
 UNAVAILABLE_RESPONSE = "utter_llm_unavailable"
 # Extra seconds allowed for loading and tokenising on top of the generation timeout.
@@ -67,8 +69,9 @@ class ActionLLMResponse(Action):
     ) -> List[EventType]:
         from rasa.shared.exceptions import InvalidConfigException
 
-        try:
-            plugin: PluginConfig = load_plugin_config(rasa_config_path())
+        loop = asyncio.get_running_loop()
+        try:  # the first call builds the rails (loads the encoder): off the event loop
+            plugin: PluginConfig = await loop.run_in_executor(_RAILS_EXECUTOR, load_plugin_config, rasa_config_path())
         except InvalidConfigException as error:
             logger.error("LLM turn skipped, the plugin config is invalid: %s", error)
             dispatcher.utter_message(response=UNAVAILABLE_RESPONSE)
@@ -84,9 +87,22 @@ class ActionLLMResponse(Action):
             "backend": plugin.generation.backend,
             "model": plugin.generation.model_id,
         }
+        # Fail closed before generating: the latest message and the last user turns
+        # together (a crisis one message earlier, an attack split over turns).
+        earlier = [t["content"] for t in conversation_history(tracker) if t["role"] == "user"]
+        before = await loop.run_in_executor(
+            _RAILS_EXECUTOR, plugin.guardrails.check_before_generation, message.get("text") or text, earlier
+        )
+        trace["before_generation"] = before.to_dict()
+        if before.decisive:
+            response = plugin.policy.response_for(before.decisive.rail, before.decisive.category)
+            logger.info("Rail '%s' fired before generation (%s): %s sent, the model is not asked.",
+                        before.decisive.rail, before.decisive.reason, response)
+            trace["outcome"] = f"blocked:{before.decisive.rail}"
+            dispatcher.utter_message(response=response)
+            return _trace_events(plugin.trace_slot, trace)
         remote = isinstance(plugin.generation.options, OpenAIOptions)
         executor = _REMOTE_EXECUTOR if remote else _EXECUTOR
-        loop = asyncio.get_running_loop()
         generation = None
         try:
             generator = await asyncio.wait_for(
@@ -102,8 +118,9 @@ class ActionLLMResponse(Action):
             dispatcher.utter_message(response=plugin.policy.response_for(ERROR_RESPONSE_KEY))
             return _trace_events(plugin.trace_slot, trace)
 
-        rails = plugin.guardrails.check_output(
-            generation.text, user_text=message.get("text") or "", system_prompt=plugin.generation.system_prompt
+        rails = await loop.run_in_executor(
+            _RAILS_EXECUTOR, plugin.guardrails.check_output, generation.text, message.get("text") or "",
+            plugin.generation.system_prompt,
         )
         trace.update(
             new_tokens=generation.new_tokens,
@@ -113,7 +130,7 @@ class ActionLLMResponse(Action):
             output_rails=rails.to_dict(),
         )
         if rails.decisive:
-            response = plugin.policy.response_for(rails.decisive.rail)
+            response = plugin.policy.response_for(rails.decisive.rail, rails.decisive.category)
             logger.info(
                 "Output rail '%s' fired (%s): reply replaced by %s.",
                 rails.decisive.rail, rails.decisive.reason, response,

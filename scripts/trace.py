@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 
 from components.guardrails import RailsRecord, Verdict  # noqa: E402 - after the path is set
+from components.guardrails.record import EMERGENCY_CHECK_KEY  # noqa: E402
 
 
 def _describe(verdict: Verdict) -> str:
@@ -41,11 +42,12 @@ def turns(events: List[Dict[str, Any]], trace_slot: Optional[str] = "llm_trace")
         if kind == "user":
             parse = event.get("parse_data") or {}
             rails = RailsRecord.from_parse_data(parse) or RailsRecord()
+            emergency = RailsRecord.from_dict(parse.get(EMERGENCY_CHECK_KEY))
             result.append({
                 "user": event.get("text"),
                 "intent": (parse.get("intent") or {}).get("name"),
                 "confidence": (parse.get("intent") or {}).get("confidence"),
-                "input_rails": [_describe(v) for v in rails.fired],
+                "input_rails": [_describe(v) for v in emergency.fired + rails.fired],
                 "routed_to": rails.routed_to,
                 "actions": [],
                 "bot": [],
@@ -62,7 +64,8 @@ def turns(events: List[Dict[str, Any]], trace_slot: Optional[str] = "llm_trace")
                 k: trace.get(k) for k in ("model", "outcome", "new_tokens", "latency_s", "tokens_per_s")
             }
             result[-1]["llm"]["output_rails"] = [
-                _describe(v) for v in RailsRecord.from_dict(trace.get("output_rails")).fired
+                _describe(v) for v in RailsRecord.from_dict(trace.get("before_generation")).fired
+                + RailsRecord.from_dict(trace.get("output_rails")).fired
             ]
     return result
 
@@ -119,7 +122,7 @@ def main() -> int:
             print(f"    llm: {llm['model']} {llm['outcome']} {llm['new_tokens']} tokens "
                   f"{llm['latency_s']} s ({llm['tokens_per_s']} tok/s)")
             for verdict in llm["output_rails"]:
-                print(f"    output rail fired: {verdict}")
+                print(f"    rail fired on the LLM turn: {verdict}")
         for text in turn["bot"]:
             print(f"    bot: {text}")
     return 0

@@ -10,6 +10,8 @@ from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.training_data.message import Message
 
 from components.emergency_detector import EmergencyDetector
+from components.guardrails import RailsRecord
+from components.guardrails.record import EMERGENCY_CHECK_KEY
 
 
 def _create(tmp_path, **overrides):
@@ -73,7 +75,36 @@ def test_near_misses_are_left_alone(tmp_path, text):
     original = _classified(text)
     before = dict(original.data)
     [message] = detector.process([original])
+    record = RailsRecord.from_dict(message.data.pop(EMERGENCY_CHECK_KEY))
     assert message.data == before
+    assert record.decisive is None and [v.rail for v in record.verdicts] == [
+        "emergency", "emergency_classifier_strict", "emergency_intent"]
+
+
+def test_the_classifier_escalates_what_no_pattern_matches(tmp_path):
+    text = "my dad collapsed and isn't breathing"
+    detector = _create(tmp_path)
+    assert detector.detect(text) is None  # no pattern
+    [message] = detector.process([_classified(text)])
+    assert message.get("intent")["name"] == "emergency"
+    record = RailsRecord.from_dict(message.get(EMERGENCY_CHECK_KEY))
+    assert record.decisive.rail == "emergency_classifier_strict" and record.decisive.source == "model"
+    assert record.decisive.score >= record.decisive.threshold
+
+
+def test_the_nlu_emergency_intent_fails_closed_below_the_top(tmp_path):
+    """The intent classifier put "emergency" second, at 0.3: that is enough to escalate."""
+    detector = _create(tmp_path, classifier=None)
+    message = Message(data={"text": "uh oh something is wrong", "intent": {"name": "chitchat", "confidence": 0.6},
+                            "intent_ranking": [{"name": "chitchat", "confidence": 0.6},
+                                               {"name": "emergency", "confidence": 0.3}]})
+    [message] = detector.process([message])
+    assert message.get("intent")["name"] == "emergency"
+    assert RailsRecord.from_dict(message.get(EMERGENCY_CHECK_KEY)).decisive.rail == "emergency_intent"
+    quiet = Message(data={"text": "hello", "intent": {"name": "greet", "confidence": 0.9},
+                          "intent_ranking": [{"name": "greet", "confidence": 0.9},
+                                             {"name": "emergency", "confidence": 0.1}]})
+    assert detector.process([quiet])[0].get("intent")["name"] == "greet"
 
 
 def test_stroke_out_of_context_escalates_on_purpose(tmp_path):
@@ -84,7 +115,8 @@ def test_stroke_out_of_context_escalates_on_purpose(tmp_path):
 
 def test_custom_patterns_and_names_from_config(tmp_path):
     detector = _create(
-        tmp_path, intent="urgent", entity="kind", patterns={"poison": [r"\bswallowed bleach\b"]}
+        tmp_path, intent="urgent", entity="kind", patterns={"poison": [r"\bswallowed bleach\b"]},
+        classifier=None, intent_threshold=None,
     )
     [message] = detector.process([_classified("my kid swallowed bleach")])
     assert message.get("intent")["name"] == "urgent"
@@ -101,6 +133,8 @@ def test_custom_patterns_and_names_from_config(tmp_path):
         ({"patterns": []}, "patterns must be a mapping"),
         ({"patterns": {"medical": []}}, "patterns of 'medical' must be a non-empty list"),
         ({"patterns": {"medical": ["(unclosed"]}}, "is not a valid regular expression"),
+        ({"intent_threshold": 2}, "'intent_threshold' must be a number in (0, 1]"),
+        ({"classifier": "yes"}, "'classifier' must be the rails settings"),
     ],
 )
 def test_bad_config_is_rejected_with_advice(tmp_path, overrides, fragment):

@@ -18,11 +18,21 @@ needs_shared = pytest.mark.skipif(not (SHARED / "redteam_dev").exists(), reason=
 
 @pytest.fixture(scope="module")
 def rails():
-    """This assistant's rails, as config.yml sets them (the opt-in medical and scope rails on)."""
+    """This assistant's pattern rails, as config.yml sets them (the opt-in medical and scope rails on).
+
+    The learned rails have their own tests (test_learned_rails.py); the over-refusal
+    measurement below runs the whole configured set.
+    """
     from components.config import load_plugin_config
+    from components.guardrails.registry import PATTERN_RAILS
     from tests.conftest import ROOT
 
-    return load_plugin_config(ROOT / "config.yml").guardrails
+    configured = load_plugin_config(ROOT / "config.yml").guardrails
+    return Guardrails({"input_rails": [r for r in configured.input_rails if r in PATTERN_RAILS or r == "pii"],
+                       "output_rails": [r for r in configured.output_rails if r not in LEARNED_OUTPUT]})
+
+
+LEARNED_OUTPUT = ("harmful_compliance", "ignored_emergency")
 
 
 def _decisive(rails, text):

@@ -63,7 +63,8 @@ def test_plugin_defaults_run_only_the_generic_rails(tmp_path):
     [message] = _create(tmp_path).process([_message("which stocks should I buy")])
     assert message.get("intent")["name"] == "chitchat"
     record = RailsRecord.from_parse_data(message.data)
-    assert [v.rail for v in record.verdicts] == ["injection", "harmful", "pii"]
+    assert [v.rail for v in record.verdicts] == ["injection", "harmful", "attack_classifier",
+                                                  "harmful_classifier", "pii"]
 
 
 def test_pii_is_redacted_in_the_record_not_routed(tmp_path):

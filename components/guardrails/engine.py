@@ -9,7 +9,7 @@ domain response that replaces the reply (``on_output``).
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from rasa.shared.exceptions import InvalidConfigException
 
@@ -33,9 +33,17 @@ class Guardrails:
         allow: ``{rail: [regex]}``, near-misses masked before that rail looks;
             replaces the defaults (``lists/allow.yml``) for that rail.
         pii_types: PII types to detect (default: all).
+        before_generation: input rails the LLM action runs on the latest message and
+            the last user turns together before it generates (default: emergencies
+            and the harmful and attack classifiers); a fired one replaces generation.
+        thresholds: ``{rail: score}``, overrides a learned rail's trained threshold.
+        encoder: folder of the sentence encoder (default .cache/models/all-MiniLM-L6-v2).
+        heads: folder of the trained heads (default: the ones shipped in learned/).
     """
 
-    KEYS = ("input_rails", "output_rails", "patterns", "extra_patterns", "allow", "pii_types")
+    KEYS = ("input_rails", "output_rails", "before_generation", "patterns", "extra_patterns", "allow",
+            "pii_types", "thresholds", "encoder", "heads")
+    DEFAULT_BEFORE_GENERATION = ["emergency", "emergency_classifier", "harmful_classifier", "attack_classifier"]
 
     def __init__(self, config: Dict[str, Any]) -> None:
         unknown = sorted(set(config) - set(self.KEYS))
@@ -45,10 +53,12 @@ class Guardrails:
             )
         self.input_rails = _names(config, "input_rails", INPUT)
         self.output_rails = _names(config, "output_rails", OUTPUT)
+        self.before_generation = _names(config, "before_generation", INPUT, self.DEFAULT_BEFORE_GENERATION)
         self.settings = _settings(config)
-        cache: Dict[str, Any] = {}
-        self._input = registry.build(self.input_rails, self.settings, cache)
-        self._output = registry.build(self.output_rails, self.settings, cache)
+        self._cache: Dict[str, Any] = {}
+        self._input = registry.build(self.input_rails, self.settings, self._cache)
+        self._output = registry.build(self.output_rails, self.settings, self._cache)
+        self._before: List[registry.Rail] = []  # built on first use: only the action server needs them
 
     def check_input(self, text: str, history: Sequence[str] = ()) -> RailsRecord:
         """Runs the input rails; the first fired blocking rail decides."""
@@ -58,6 +68,12 @@ class Guardrails:
         if pii_verdict is not None and pii_verdict.triggered:
             record.redacted_text = pii_verdict.redacted
         return record
+
+    def check_before_generation(self, text: str, history: Sequence[str] = ()) -> RailsRecord:
+        """The rails of ``before_generation`` on the latest message and the last user turns."""
+        if not self._before and self.before_generation:
+            self._before = registry.build(self.before_generation, self.settings, self._cache)
+        return self._run(self._before, RailContext(text=text, history=tuple(history)))
 
     def check_output(self, reply: str, user_text: str = "", system_prompt: str = "") -> RailsRecord:
         """Runs the output rails; the first fired rail decides."""
@@ -71,10 +87,10 @@ class Guardrails:
         return RailsRecord(verdicts, decisive, latency_ms=(time.perf_counter() - start) * 1000)
 
 
-def _names(config: Dict[str, Any], key: str, side: str) -> List[str]:
+def _names(config: Dict[str, Any], key: str, side: str, default: Optional[List[str]] = None) -> List[str]:
     value = config.get(key)
     if value is None:
-        return registry.default_names(side)
+        return list(default) if default is not None else registry.default_names(side)
     allowed = registry.names(side)
     if not isinstance(value, list) or any(v not in allowed for v in value) or len(set(value)) != len(value):
         raise InvalidConfigException(
@@ -97,7 +113,18 @@ def _settings(config: Dict[str, Any]) -> RailSettings:
                 f"Guardrails: '{key}' must map pattern rail names ({', '.join(registry.PATTERN_RAILS)}) "
                 f"to patterns, got {value!r}."
             )
+    thresholds = config.get("thresholds") or {}
+    if not isinstance(thresholds, dict) or any(
+        name not in registry.RAILS or not isinstance(v, (int, float)) or not 0 < v < 1 for name, v in thresholds.items()
+    ):
+        raise InvalidConfigException(
+            f"Guardrails: 'thresholds' must map learned rail names to scores between 0 and 1, got {thresholds!r}."
+        )
+    for key in ("encoder", "heads"):
+        if config.get(key) is not None and (not isinstance(config[key], str) or not config[key].strip()):
+            raise InvalidConfigException(f"Guardrails: '{key}' must be a folder path, got {config[key]!r}.")
     return RailSettings(
         patterns=mappings["patterns"], extra_patterns=mappings["extra_patterns"],
-        allow=mappings["allow"], pii_types=pii_types,
+        allow=mappings["allow"], pii_types=pii_types, thresholds=dict(thresholds),
+        encoder=config.get("encoder") or RailSettings.encoder, heads=config.get("heads"),
     )

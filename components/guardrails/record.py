@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from components.guardrails.verdict import Verdict
 
 GUARDRAILS_KEY = "guardrails"  # key of the input record in a message's parse data
+EMERGENCY_CHECK_KEY = "emergency_check"  # key of the EmergencyDetector's record
 
 
 @dataclass

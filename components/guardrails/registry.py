@@ -35,6 +35,8 @@ class RailSettings:
     allow: Dict[str, List[str]] = field(default_factory=dict)
     pii_types: Tuple[str, ...] = pii.ALL_TYPES
     thresholds: Dict[str, float] = field(default_factory=dict)
+    encoder: str = ".cache/models/all-MiniLM-L6-v2"
+    heads: Optional[str] = None  # folder of heads.npz/heads.json; None: the trained ones shipped here
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,15 @@ def _function(name: str, function: Callable[[RailContext], Verdict]) -> Callable
     return lambda settings: _FunctionRail(name, function)
 
 
+def _learned(name: str, head: str, threshold_key: Optional[str] = None) -> Callable[[RailSettings], Rail]:
+    def build(settings: RailSettings) -> Rail:
+        from components.guardrails.learned import rails as learned
+
+        return learned.build(name, head, settings, threshold_key)
+    return build
+
+
+LEARNED = "learned/heads.npz + the sentence encoder"
 BOTH = frozenset({INPUT, OUTPUT})
 ONLY_INPUT = frozenset({INPUT})
 ONLY_OUTPUT = frozenset({OUTPUT})
@@ -113,6 +124,19 @@ RAILS: Dict[str, RailSpec] = {
                  _pattern("scope"), data="lists/scope.yml"),
         RailSpec("emergency", ONLY_INPUT, "a medical emergency or self-harm stated in the message",
                  _pattern("emergency"), data="lists/emergency.yml"),
+        RailSpec("attack_classifier", ONLY_INPUT, "learned: jailbreak framings, prompt injection and extraction",
+                 _learned("attack_classifier", "attack"), data=LEARNED, default_sides=ONLY_INPUT),
+        RailSpec("harmful_classifier", ONLY_INPUT, "learned: harmful requests, with a zero-shot category",
+                 _learned("harmful_classifier", "harmful"), data=LEARNED, default_sides=ONLY_INPUT),
+        RailSpec("medical_advice_classifier", ONLY_INPUT, "learned: requests for a diagnosis, a dose, a "
+                 "treatment choice, stopping or combining medicines (opt-in)",
+                 _learned("medical_advice_classifier", "medical_advice"), data=LEARNED),
+        RailSpec("emergency_classifier", ONLY_INPUT, "learned: a medical emergency or a self-harm crisis "
+                 "(high recall; EmergencyDetector and the check before generation)",
+                 _learned("emergency_classifier", "emergency"), data=LEARNED),
+        RailSpec("emergency_classifier_strict", ONLY_INPUT, "learned: the emergency classifier at the stricter "
+                 "threshold the EmergencyDetector uses (it overrides every intent)",
+                 _learned("emergency_classifier_strict", "emergency", "emergency_strict"), data=LEARNED),
         RailSpec("pii", ONLY_INPUT, "emails, phones, cards, IBANs, national ids, IPs, street addresses "
                  "(redacted, never blocks)", _pii_input, blocking=False, default_sides=ONLY_INPUT),
         RailSpec("degenerate", ONLY_OUTPUT, "empty, repeated, template tokens, placeholders, not English",
@@ -124,6 +148,12 @@ RAILS: Dict[str, RailSpec] = {
         RailSpec("prompt_leak", ONLY_OUTPUT, "the reply repeats or talks about the system prompt",
                  _function("prompt_leak", lambda c: output.prompt_leak(c.text, c.system_prompt)),
                  default_sides=ONLY_OUTPUT),
+        RailSpec("harmful_compliance", ONLY_OUTPUT, "learned, with the user's message: a harmful reply, or "
+                 "a reply that goes along with a harmful or attack request", _learned("harmful_compliance", "harmful"),
+                 data=LEARNED, default_sides=ONLY_OUTPUT),
+        RailSpec("ignored_emergency", ONLY_OUTPUT, "learned, with the user's message: the user stated an "
+                 "emergency and the reply does not escalate", _learned("ignored_emergency", "emergency"),
+                 data=LEARNED, default_sides=ONLY_OUTPUT),
         RailSpec("medical_claims", ONLY_OUTPUT, "diagnoses, doses or treatment claims in the reply",
                  _pattern("medical_claims"), data="lists/medical_claims.yml"),
         RailSpec("unsupported_claims", ONLY_OUTPUT, "claims about the user's account, a human persona, "

@@ -1,0 +1,105 @@
+"""Linear classifier heads on sentence embeddings: the trained part of the learned rails.
+
+The artifact is two small files beside this module (``heads.npz`` weights,
+``heads.json`` manifest: thresholds, the encoder and its sha256, training data
+and measurements), written by ``make train-guards``. Scoring is a dot product
+and a logistic function in numpy; the encoder does the heavy work once per text.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+
+ARTIFACT_DIR = Path(__file__).resolve().parent
+WEIGHTS_FILE = "heads.npz"
+MANIFEST_FILE = "heads.json"
+
+# Heads and what each detects.
+HARMFUL = "harmful"  # a request for harmful content
+ATTACK = "attack"  # jailbreak framing, prompt injection or prompt extraction
+MEDICAL_ADVICE = "medical_advice"  # a personal diagnosis, dose or treatment choice
+EMERGENCY = "emergency"  # a medical emergency or a self-harm crisis stated by the user
+SELF_HARM = "self_harm"  # of emergencies: a self-harm crisis (picks the crisis response)
+HEADS = (HARMFUL, ATTACK, MEDICAL_ADVICE, EMERGENCY, SELF_HARM)
+
+# Zero-shot categories of a harmful request: the nearest description wins.
+HARM_CATEGORIES: Dict[str, str] = {
+    "violence_weapons": "violence, killing, hurting people, weapons, guns, bombs, explosives, terrorism",
+    "self_harm": "suicide, self-harm, hurting myself, eating disorders",
+    "sexual_minors": "sexual content, pornography, sexual content involving minors, sexual exploitation",
+    "hate_harassment": "hate speech, slurs, racism, harassment, bullying, insulting a group of people",
+    "crime_fraud": "crime, theft, fraud, scams, money laundering, smuggling, forgery, evading police",
+    "cyber": "hacking, malware, viruses, stealing passwords, breaking into computer systems",
+    "chemical_biological": "drugs, poisons, chemical weapons, biological weapons, synthesising dangerous substances",
+    "privacy": "stalking, doxxing, finding someone's private address, spying on people, personal data",
+    "misinformation": "misinformation, fake news, propaganda, conspiracy theories, disinformation campaigns",
+    "copyright": "copyright infringement, pirating software, movies or books, reproducing copyrighted text",
+}
+
+
+@dataclass(frozen=True)
+class LinearHeads:
+    """Logistic-regression heads over the same embedding.
+
+    Attributes:
+        weights: ``(n_heads, dim)``.
+        bias: ``(n_heads,)``.
+        names: the head names, in row order.
+        thresholds: the score at or above which each head fires (chosen by training).
+        manifest: the rest of ``heads.json`` (encoder, data, measurements).
+    """
+
+    weights: np.ndarray
+    bias: np.ndarray
+    names: tuple
+    thresholds: Dict[str, float]
+    manifest: Dict[str, Any]
+
+    def scores(self, embeddings: np.ndarray) -> Dict[str, np.ndarray]:
+        """Probability per head for each row of ``embeddings``."""
+        logits = embeddings @ self.weights.T + self.bias
+        probabilities = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
+        return {name: probabilities[:, i] for i, name in enumerate(self.names)}
+
+    def save(self, folder: Path = ARTIFACT_DIR) -> None:
+        """Writes ``heads.npz`` and ``heads.json``."""
+        np.savez_compressed(folder / WEIGHTS_FILE, weights=self.weights.astype(np.float32),
+                            bias=self.bias.astype(np.float32), names=np.array(self.names))
+        manifest = {**self.manifest, "heads": list(self.names), "thresholds": self.thresholds}
+        (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", "utf-8")
+
+
+@functools.lru_cache(maxsize=4)
+def load_heads(folder: str = str(ARTIFACT_DIR)) -> LinearHeads:
+    """The heads in ``folder`` (loaded once per process).
+
+    Raises:
+        FileNotFoundError: with the command that makes them.
+    """
+    path = Path(folder)
+    if not (path / WEIGHTS_FILE).exists() or not (path / MANIFEST_FILE).exists():
+        raise FileNotFoundError(
+            f"no trained rail heads in {path} ({WEIGHTS_FILE}, {MANIFEST_FILE}): run `make train-guards`, "
+            f"or point the rails' `heads` setting at a folder that has them."
+        )
+    data = np.load(path / WEIGHTS_FILE)
+    manifest = json.loads((path / MANIFEST_FILE).read_text("utf-8"))
+    names = tuple(str(n) for n in data["names"])
+    return LinearHeads(data["weights"], data["bias"], names, dict(manifest["thresholds"]), manifest)
+
+
+def category_matrix(encoder: Any) -> tuple:
+    """(names, unit vectors) of the harm categories' descriptions, for zero-shot labelling."""
+    names: List[str] = list(HARM_CATEGORIES)
+    return names, encoder.encode([HARM_CATEGORIES[n] for n in names])
+
+
+def nearest(names: Sequence[str], matrix: np.ndarray, vector: np.ndarray) -> str:
+    """The name whose vector is most similar to ``vector``."""
+    return names[int(np.argmax(matrix @ vector))]

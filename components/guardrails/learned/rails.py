@@ -1,0 +1,170 @@
+"""The learned rails: classifier heads on the shared sentence encoder.
+
+Input side (one embedding per message, shared by every head and with the
+``EmergencyDetector``): ``harmful_classifier``, ``attack_classifier``
+(jailbreak, injection, prompt extraction), ``medical_advice_classifier``,
+``emergency_classifier``. Given earlier user turns (``RailContext.history``),
+a rail also scores the last turns together, so an attack split over messages
+or a crisis mentioned a message earlier is not lost.
+
+Output side, the reply judged together with the user's message:
+``harmful_compliance`` (a harmful reply, or a reply that goes along with a
+harmful or attack request instead of refusing) and ``ignored_emergency`` (the
+user stated an emergency and the reply does not escalate).
+
+A rail that cannot score (the encoder failed on this text) fires with
+category ``error``: it fails closed and says so in its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from components.guardrails.learned.heads import (
+    ATTACK,
+    EMERGENCY,
+    HARMFUL,
+    SELF_HARM,
+    category_matrix,
+    load_heads,
+    nearest,
+)
+from components.guardrails.verdict import MODEL, RailContext, Verdict
+
+logger = logging.getLogger(__name__)
+
+HISTORY_TURNS = 3  # earlier user messages scored together with the latest one
+REFUSAL = re.compile(
+    r"\b(i (can(no|')t|cannot|won'?t|will not|am not able to|'m not able to|am unable to|'m unable to)|"
+    r"not able to help|can'?t help|unable to (help|assist)|i must decline|i'm sorry, but)\b",
+    re.I,
+)
+ESCALATION = re.compile(
+    r"\b(emergency|911|112|999|ambulance|call (your|a|the)|crisis|helpline|hotline|samaritans|"
+    r"poison control|right away|immediately|urgent)\b",
+    re.I,
+)
+
+
+def _fail_closed(name: str, error: Exception) -> Verdict:
+    logger.error(f"Rail '{name}' could not score this text ({error}); failing closed.")
+    return Verdict(name, True, f"classifier error ({type(error).__name__}): failing closed", category="error",
+                   source=MODEL)
+
+
+@dataclass
+class ClassifierRail:
+    """Fires when ``head``'s score on the message, or on the last turns together, reaches the threshold."""
+
+    name: str
+    head: str
+    encoder: Any
+    heads: Any
+    threshold: float
+    categories: Optional[tuple] = None
+
+    def check(self, context: RailContext) -> Verdict:
+        """The verdict on ``context.text`` (and its window with ``context.history``)."""
+        texts = [context.text]
+        if context.history:
+            texts.append("\n".join([*context.history[-HISTORY_TURNS:], context.text]))
+        try:
+            vectors = self.encoder.encode(texts)
+        except Exception as error:  # noqa: BLE001 - a rail never raises: it fails closed
+            return _fail_closed(self.name, error)
+        scores = self.heads.scores(vectors)
+        head_scores = scores[self.head]
+        best = int(np.argmax(head_scores))
+        score = float(head_scores[best])
+        if score < self.threshold:
+            return Verdict(self.name, False, source=MODEL, score=score, threshold=self.threshold)
+        where = "the last turns together" if best == 1 else "the message"
+        category = self.head
+        if self.categories is not None:
+            category = nearest(self.categories[0], self.categories[1], vectors[best])
+        elif self.head == EMERGENCY:
+            category = "self_harm" if float(scores[SELF_HARM][best]) >= self.heads.thresholds[SELF_HARM] else "medical"
+        return Verdict(self.name, True, f"{self.head} score {score:.2f} >= {self.threshold:.2f} on {where}",
+                       category=category, source=MODEL, score=score, threshold=self.threshold)
+
+
+@dataclass
+class HarmfulComplianceRail:
+    """The reply is harmful, or goes along with a harmful or attack request instead of refusing."""
+
+    name: str
+    encoder: Any
+    heads: Any
+    threshold: float
+
+    def check(self, context: RailContext) -> Verdict:
+        """The verdict on the reply ``context.text`` given ``context.user_text``."""
+        try:
+            scores = self.heads.scores(self.encoder.encode([context.text, context.user_text or ""]))
+        except Exception as error:  # noqa: BLE001
+            return _fail_closed(self.name, error)
+        reply_harm = float(scores[HARMFUL][0])
+        # how far the request is over its head's threshold (>= 1: a head would have fired)
+        over = {head: float(scores[head][1]) / self.heads.thresholds[head] for head in (HARMFUL, ATTACK)}
+        head = max(over, key=over.get)
+        asked, t_asked = float(scores[head][1]), self.heads.thresholds[head]
+        if reply_harm >= self.threshold:
+            return Verdict(self.name, True, f"reply harmful score {reply_harm:.2f} >= {self.threshold:.2f}",
+                           category="harmful_reply", source=MODEL, score=reply_harm, threshold=self.threshold)
+        if asked >= t_asked and not REFUSAL.search(context.text):
+            return Verdict(self.name, True, f"request {head} score {asked:.2f} >= {t_asked:.2f} and the reply does "
+                           f"not refuse", category="compliance", source=MODEL, score=asked, threshold=t_asked)
+        return Verdict(self.name, False, source=MODEL, score=max(reply_harm, asked), threshold=self.threshold)
+
+
+@dataclass
+class IgnoredEmergencyRail:
+    """The user's message states an emergency and the reply does not escalate."""
+
+    name: str
+    encoder: Any
+    heads: Any
+    threshold: float
+
+    def check(self, context: RailContext) -> Verdict:
+        """The verdict on the reply ``context.text`` given ``context.user_text``."""
+        try:
+            scores = self.heads.scores(self.encoder.encode([context.user_text or ""]))
+        except Exception as error:  # noqa: BLE001
+            return _fail_closed(self.name, error)
+        score = float(scores[EMERGENCY][0])
+        if score >= self.threshold and not ESCALATION.search(context.text):
+            kind = "self_harm" if float(scores[SELF_HARM][0]) >= self.heads.thresholds[SELF_HARM] else "medical"
+            return Verdict(self.name, True, f"user message emergency score {score:.2f} >= {self.threshold:.2f} "
+                           f"and the reply does not escalate", category=kind, source=MODEL, score=score,
+                           threshold=self.threshold)
+        return Verdict(self.name, False, source=MODEL, score=score, threshold=self.threshold)
+
+
+def build(name: str, head: str, settings: Any, threshold_key: Optional[str] = None) -> Any:
+    """Builds one learned rail from the rails settings (encoder and heads loaded once per process).
+
+    The threshold is ``thresholds[name]`` from config, else the trained one of
+    ``threshold_key`` (default: the head's).
+    """
+    from components.embeddings import EncoderUnavailable, get_encoder
+    from rasa.shared.exceptions import InvalidConfigException
+
+    try:
+        encoder = get_encoder(settings.encoder)
+        heads = load_heads(settings.heads) if settings.heads else load_heads()
+    except (EncoderUnavailable, FileNotFoundError) as error:
+        raise InvalidConfigException(f"Rail '{name}': {error}") from error
+    threshold = float(settings.thresholds.get(name, heads.thresholds[threshold_key or head]))
+    if name == "harmful_compliance":
+        return HarmfulComplianceRail(name, encoder, heads, threshold)
+    if name == "ignored_emergency":
+        return IgnoredEmergencyRail(name, encoder, heads, threshold)
+    categories = category_matrix(encoder) if head == HARMFUL else None
+    return ClassifierRail(name, head, encoder, heads, threshold, categories)
+

@@ -1,0 +1,489 @@
+"""Trains the learned rails' heads and measures them on sources they never saw.
+
+``make train-guards`` = ``python -m components.guardrails.learned.train``:
+
+1. data: ``safety_train`` (``../shared/datasets``; 13 public sources, see its
+   README for licences) plus the project's own examples in ``data/*.tsv``
+   (emergencies, benign health look-alikes, medical-advice requests, prompt
+   extraction);
+2. every text is embedded once by the shared sentence encoder (cached in
+   ``.cache/guards``);
+3. **leave-source-group-out**: for each group of sources, the heads are
+   trained on the other groups, the threshold is chosen by the rule on
+   out-of-fold scores of those other groups only, and recall and false
+   refusals are measured on the held-out group;
+4. the shipped heads are trained on everything, each threshold picked by the
+   same rule on row-level out-of-fold scores of all the data. Heads and
+   manifest (with the measurements) are written beside this module:
+   ``heads.npz`` (about 8 KB), ``heads.json``.
+
+Fixed seed, progress bars, and ``--compare`` adds word+character TF-IDF and
+the two combined as baselines (the comparison the README reports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from components.guardrails.learned.heads import (
+    ARTIFACT_DIR,
+    ATTACK,
+    EMERGENCY,
+    HARMFUL,
+    HEADS,
+    MEDICAL_ADVICE,
+    SELF_HARM,
+    LinearHeads,
+)
+
+logger = logging.getLogger(__name__)
+
+ROOT = ARTIFACT_DIR.parents[2]
+DATA_DIR = ARTIFACT_DIR / "data"
+DEFAULT_SHARED = ROOT.parent / "shared" / "datasets"
+CACHE_DIR = ROOT / ".cache" / "guards"
+SEED = 0
+DEFAULT_ENCODER = ".cache/models/all-MiniLM-L6-v2"
+C = 0.5  # inverse regularisation strength of the logistic regressions
+# The project's own rows (its NLU examples, the written look-alikes) are few next to
+# 18,000 public rows, and they are the traffic this assistant gets: they weigh more.
+PROJECT_WEIGHT = 10.0
+
+# Sources that are held out together (pairs the safety_train README recommends).
+GROUPS: Dict[str, Tuple[str, ...]] = {
+    "coconot": ("coconot_eval", "coconot_contrast", "coconot_pref"),
+    "cyberseceval": ("cyberseceval_pi", "cyberseceval_frr"),
+    "hatecheck": ("hatecheck",),
+    "harmfulqa": ("harmfulqa",),
+    "catqa": ("catqa",),
+    "openai_moderation": ("openai_moderation",),
+    "jailbreak_prompts": ("jailbreak_llms_prompts",),
+    "jailbreak_forbidden": ("jailbreak_llms_forbidden",),
+    "intent_sets": ("clinc150", "banking77"),
+}
+PROJECT = "project"
+NLU_SKIP = {"out_of_scope"}  # examples of topics the assistant declines: not used
+# Heads measured by holding out source groups; the others have positives only in
+# the project's own data and are measured on tests/data/emergency_paraphrases.tsv.
+GROUP_HEADS = (HARMFUL, ATTACK, MEDICAL_ADVICE)
+# Threshold rule: the lowest score at which at most this share of benign
+# look-alikes (hard negatives) fires, estimated on scores of unseen sources.
+TARGET_FPR = {HARMFUL: 0.04, ATTACK: 0.04, MEDICAL_ADVICE: 0.04}
+# Emergencies: the classifier is one of three signals (patterns, the NLU's
+# emergency intent, the classifier); its thresholds bound its false alarms,
+# scored out of fold. Before generation (and on the output side) at most 5 % of
+# benign health look-alikes and of the assistant's own non-emergency NLU
+# examples may fire; in the NLU, where it overrides every intent, at most 2 % of
+# the assistant's own NLU examples.
+LLM_TURN_FALSE_ALARMS = 0.05
+NLU_FALSE_ALARMS = 0.02
+EMERGENCY_STRICT = "emergency_strict"
+SELF_HARM_THRESHOLD = 0.5  # of emergencies, which response: crisis support above it
+
+
+@dataclass
+class Row:
+    """One training text and its target per head (None: not used for that head)."""
+
+    text: str
+    source: str
+    group: str
+    targets: Dict[str, Optional[int]]
+    hard_negative: bool = False
+    label: str = ""
+
+
+def _self_harm_category(category: Optional[str]) -> bool:
+    text = (category or "").lower()
+    return "sh" in text.split(",") or "self" in text or "suicid" in text
+
+
+def safety_rows(shared: Path) -> List[Row]:
+    """safety_train rows with their targets per head."""
+    group_of = {source: group for group, sources in GROUPS.items() for source in sources}
+    rows = []
+    for line in (shared / "safety_train" / "safety_train.jsonl").read_text("utf-8").split("\n"):
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        label = item["label"]
+        attack = label in ("jailbreak", "injection")
+        targets: Dict[str, Optional[int]] = {
+            HARMFUL: 1 if label == "harmful" else (None if attack else 0),
+            ATTACK: 1 if attack else 0,
+            MEDICAL_ADVICE: 1 if label == "medical_advice" else (None if attack else 0),
+            # self-harm statements may be crises: neither positive nor negative
+            EMERGENCY: None if label == "harmful" and _self_harm_category(item.get("category")) else 0,
+            SELF_HARM: None,
+        }
+        rows.append(Row(item["text"], item["source"], group_of[item["source"]], targets,
+                        bool(item.get("hard_negative")), label))
+    return rows
+
+
+def read_tsv(name: str) -> List[List[str]]:
+    """Rows of a project data file (``#`` comments, tab-separated columns)."""
+    lines = (DATA_DIR / name).read_text("utf-8").splitlines()
+    return [line.split("\t") for line in lines if line.strip() and not line.startswith("#")]
+
+
+def nlu_rows(nlu_dir: Path = ROOT / "data" / "nlu") -> List[Row]:
+    """The assistant's own NLU examples: its emergency intent as positives of the
+    emergency head, every other intent (symptom and medicine questions included) as
+    negatives. The guardrail intents and out-of-scope examples are left out."""
+    import re
+
+    import yaml
+
+    rows = []
+    for path in sorted(nlu_dir.glob("*.yml")):
+        for block in (yaml.safe_load(path.read_text("utf-8")) or {}).get("nlu") or []:
+            intent = block.get("intent")
+            if not intent or intent.startswith("guardrail_") or intent in NLU_SKIP:
+                continue
+            for line in str(block.get("examples") or "").splitlines():
+                text = re.sub(r"\[([^\]]+)\]\([^)]*\)|\[([^\]]+)\]\{[^}]*\}", lambda m: m.group(1) or m.group(2),
+                              line.strip()[2:]) if line.strip().startswith("- ") else ""
+                if not text:
+                    continue
+                emergency = int(intent == "emergency")
+                # The assistant's own traffic: greetings, orders, courses, symptom and
+                # medicine questions. They count as look-alikes in the threshold rule, so a
+                # head may refuse at most its target share of what the assistant is for.
+                rows.append(Row(text, f"project:nlu:{intent}", PROJECT, {
+                    HARMFUL: None if emergency else 0, ATTACK: 0, MEDICAL_ADVICE: None if emergency else 0,
+                    EMERGENCY: emergency, SELF_HARM: None}, hard_negative=not emergency))
+    return rows
+
+
+def open_qa_rows(path: Path = ROOT / "knowledge" / "open_qa.yml") -> List[Row]:
+    """The assistant's curated open questions: benign traffic of the LLM turn (negatives)."""
+    import yaml
+
+    if not path.exists():
+        return []
+    items = yaml.safe_load(path.read_text("utf-8")) or {}
+    entries = items.get("questions") or items.get("qa") or [] if isinstance(items, dict) else items
+    return [Row(str(e["question"]), "project:open_qa", PROJECT,
+                {HARMFUL: 0, ATTACK: 0, MEDICAL_ADVICE: 0, EMERGENCY: 0, SELF_HARM: None}, hard_negative=True)
+            for e in entries if isinstance(e, dict) and e.get("question")]
+
+
+def project_rows() -> List[Row]:
+    """The project's own examples (always trained on; measured separately)."""
+    rows = nlu_rows() + open_qa_rows()
+    for kind, text in read_tsv("emergency.tsv"):
+        rows.append(Row(text, "project:emergency", PROJECT, {
+            HARMFUL: None, ATTACK: 0, MEDICAL_ADVICE: None, EMERGENCY: 1, SELF_HARM: int(kind == "self_harm")}))
+    negatives = {"benign_health.tsv": {MEDICAL_ADVICE: 0}, "general_health.tsv": {MEDICAL_ADVICE: 0},
+                 "medical_advice.tsv": {MEDICAL_ADVICE: 1}, "attacks.tsv": {ATTACK: 1, MEDICAL_ADVICE: None}}
+    for name, special in negatives.items():
+        for (text,) in read_tsv(name):
+            targets = {HARMFUL: 0, ATTACK: 0, MEDICAL_ADVICE: 0, EMERGENCY: 0, SELF_HARM: None, **special}
+            look_alike = name in ("benign_health.tsv", "general_health.tsv")
+            rows.append(Row(text, f"project:{name[:-4]}", PROJECT, targets, hard_negative=look_alike))
+    return rows
+
+
+def embed(texts: Sequence[str], encoder_model: str, progress: bool = True) -> np.ndarray:
+    """Embeddings of ``texts``, cached on disk by content and encoder."""
+    from tqdm import tqdm
+
+    from components.embeddings import get_encoder
+
+    encoder = get_encoder(encoder_model)
+    digest = hashlib.sha256("\n\x00".join(texts).encode()).hexdigest()[:16]
+    weights = hashlib.sha256(str(encoder.model_dir).encode()).hexdigest()[:8]
+    cache = CACHE_DIR / f"embeddings-{weights}-{encoder.max_tokens}-{digest}.npy"
+    if cache.exists():
+        return np.load(cache)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    batch = 64
+    for start in tqdm(range(0, len(order), batch), desc="embedding", unit="batch", disable=not progress):
+        idx = order[start : start + batch]
+        out[idx] = encoder.encode([texts[i] for i in idx], batch_size=batch)
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    np.save(cache, out)
+    return out
+
+
+def fit(features: np.ndarray, targets: np.ndarray, weights: Optional[np.ndarray] = None) -> Tuple[np.ndarray, float]:
+    """A balanced logistic regression; returns (weights, bias)."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000, random_state=SEED)
+    model.fit(features, targets, sample_weight=weights)
+    return model.coef_[0].astype(np.float32), float(model.intercept_[0])
+
+
+def predict(features: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(features @ weights + bias, -30, 30)))
+
+
+def threshold_for_fpr(negative_scores: np.ndarray, target: float) -> float:
+    """The lowest threshold whose false-positive rate on ``negative_scores`` is at most ``target``."""
+    if len(negative_scores) == 0:
+        return 0.5
+    ordered = np.sort(negative_scores)[::-1]
+    allowed = int(np.floor(target * len(ordered)))
+    return float(min(0.99, ordered[allowed] + 1e-6))
+
+
+def auroc(scores: np.ndarray, targets: np.ndarray) -> Optional[float]:
+    if len(set(targets.tolist())) < 2:
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return round(float(roc_auc_score(targets, scores)), 4)
+
+
+def _usable(rows: Sequence[Row], head: str) -> np.ndarray:
+    return np.array([r.targets[head] is not None for r in rows])
+
+
+def _targets(rows: Sequence[Row], head: str) -> np.ndarray:
+    return np.array([r.targets[head] or 0 for r in rows])
+
+
+def _hard(rows: Sequence[Row]) -> np.ndarray:
+    return np.array([r.hard_negative for r in rows])
+
+
+def _weights(rows: Sequence[Row]) -> np.ndarray:
+    return np.array([PROJECT_WEIGHT if r.group == PROJECT else 1.0 for r in rows])
+
+
+INNER_FOLDS = 5  # row-level folds of the training data that choose a threshold
+
+
+def choose_threshold(features: np.ndarray, rows: Sequence[Row], head: str, fitter: Callable) -> float:
+    """The threshold rule on out-of-fold scores of ``rows`` only (row-level folds, fixed seed).
+
+    The rule: the lowest score at which at most ``TARGET_FPR[head]`` of the benign
+    look-alikes (hard negatives) among ``rows`` fire, each scored by a model that
+    did not train on it. Callers pass only training data: a held-out source never
+    influences its own threshold.
+    """
+    usable = _usable(rows, head)
+    y = _targets(rows, head)
+    weights = _weights(rows)
+    fold = np.random.default_rng(SEED).permutation(len(rows)) % INNER_FOLDS
+    scores = np.full(len(rows), np.nan)
+    for held in range(INNER_FOLDS):
+        test = (fold == held) & usable
+        train = (fold != held) & usable
+        if not test.any() or len(set(y[train])) < 2:
+            continue
+        w, b = fitter(features[train], y[train], weights[train])
+        scores[test] = predict(features[test], w, b)
+    negatives = _hard(rows) & (y == 0) & usable & ~np.isnan(scores)
+    return threshold_for_fpr(scores[negatives], TARGET_FPR[head])
+
+
+def leave_group_out(features: np.ndarray, rows: Sequence[Row], fitter: Callable = fit,
+                    progress: bool = True) -> Dict[str, Any]:
+    """Per held-out group and head: recall, false refusals, AUROC; plus the out-of-fold scores."""
+    from tqdm import tqdm
+
+    groups = list(GROUPS)
+    oof = {head: np.full(len(rows), np.nan) for head in GROUP_HEADS}
+    report: Dict[str, Any] = {}
+    membership = {g: np.array([r.group == g for r in rows]) for g in groups}
+    weights = _weights(rows)
+    for held in tqdm(groups, desc="leave-group-out", disable=not progress):
+        test = membership[held]
+        train_rows = [r for r, t in zip(rows, test) if not t]
+        entry: Dict[str, Any] = {"n": int(test.sum())}
+        for head in GROUP_HEADS:
+            usable = _usable(rows, head)
+            y = _targets(rows, head)
+            train = ~test & usable
+            w, b = fitter(features[train], y[train], weights[train])
+            threshold = choose_threshold(features[~test], train_rows, head, fitter)
+            held_idx = test & usable
+            scores = predict(features[held_idx], w, b)
+            oof[head][held_idx] = scores
+            y_held = y[held_idx]
+            fired = scores >= threshold
+            hard = _hard(rows)[held_idx]
+            result: Dict[str, Any] = {"threshold": round(threshold, 4)}
+            if y_held.sum():
+                result["positives"] = int(y_held.sum())
+                result["recall"] = round(float(fired[y_held == 1].mean()), 4)
+            if (y_held == 0).any():
+                result["false_refusals"] = round(float(fired[y_held == 0].mean()), 4)
+            if (hard & (y_held == 0)).any():
+                result["false_refusals_hard"] = round(float(fired[hard & (y_held == 0)].mean()), 4)
+            result["auroc"] = auroc(scores, y_held)
+            if len(result) > 2:
+                entry[head] = result
+        report[held] = entry
+    return {"groups": report, "oof": oof}
+
+
+def project_cv(features: np.ndarray, rows: Sequence[Row], head: str, folds: int = 5) -> np.ndarray:
+    """Out-of-fold scores of the project's rows for a head trained on everything else too."""
+    rng = np.random.default_rng(SEED)
+    usable = _usable(rows, head)
+    y = _targets(rows, head)
+    project = np.array([r.group == PROJECT for r in rows]) & usable
+    fold_of = np.full(len(rows), -1)
+    fold_of[project] = rng.permutation(np.arange(project.sum()) % folds)
+    scores = np.full(len(rows), np.nan)
+    for k in range(folds):
+        test = fold_of == k
+        w, b = fit(features[usable & ~test], y[usable & ~test], _weights(rows)[usable & ~test])
+        scores[test] = predict(features[test], w, b)
+    return scores
+
+
+def train(shared: Path, encoder_model: str, out: Path, compare: bool = False, progress: bool = True) -> Dict[str, Any]:
+    """The whole procedure; writes the artifact to ``out`` and returns the report."""
+    started = time.perf_counter()
+    rows = safety_rows(shared) + project_rows()
+    logger.info(f"{len(rows)} rows: {dict(Counter(r.group for r in rows))}")
+    features = embed([r.text for r in rows], encoder_model, progress)
+    evaluation = leave_group_out(features, rows, fit, progress)
+    thresholds: Dict[str, float] = {
+        head: round(choose_threshold(features, rows, head, fit), 4) for head in GROUP_HEADS
+    }
+    # emergencies: out-of-fold scores of the project's examples, threshold for recall
+    emergency_oof = project_cv(features, rows, EMERGENCY)
+    y = _targets(rows, EMERGENCY)
+    positives = emergency_oof[(y == 1) & ~np.isnan(emergency_oof)]
+    look_alikes = np.array([r.source == "project:benign_health" for r in rows])
+    own_intents = np.array([r.source.startswith("project:nlu:") for r in rows]) & (y == 0)
+    thresholds[EMERGENCY] = round(threshold_for_fpr(emergency_oof[look_alikes | own_intents], LLM_TURN_FALSE_ALARMS), 4)
+    thresholds[EMERGENCY_STRICT] = round(threshold_for_fpr(emergency_oof[own_intents], NLU_FALSE_ALARMS), 4)
+    emergency_report = {
+        name: {
+            "threshold": thresholds[name],
+            "project_oof_recall": round(float((positives >= thresholds[name]).mean()), 4),
+            "benign_look_alike_oof_false_alarms": round(float(
+                (emergency_oof[look_alikes] >= thresholds[name]).mean()), 4),
+            "own_nlu_examples_oof_false_alarms": round(float(
+                (emergency_oof[own_intents] >= thresholds[name]).mean()), 4),
+        }
+        for name in (EMERGENCY, EMERGENCY_STRICT)
+    }
+    thresholds[SELF_HARM] = SELF_HARM_THRESHOLD
+    weights, biases = [], []
+    for head in HEADS:
+        usable = _usable(rows, head)
+        w, b = fit(features[usable], _targets(rows, head)[usable], _weights(rows)[usable])
+        weights.append(w)
+        biases.append(b)
+    report: Dict[str, Any] = {
+        "leave_group_out": evaluation["groups"],
+        "summary": summarise(evaluation["groups"]),
+        "emergency_project_cv": emergency_report,
+        "thresholds": thresholds,
+        "rows": dict(Counter(r.group for r in rows)),
+        "took_s": round(time.perf_counter() - started, 1),
+    }
+    if compare:
+        report["comparison"] = comparison(rows, features, evaluation["groups"], progress)
+    from components.embeddings import get_encoder
+
+    encoder = get_encoder(encoder_model)
+    manifest = {
+        "encoder": {"folder": encoder.model_dir.name, "max_tokens": encoder.max_tokens,
+                    "sha256": _sha256(encoder.model_dir / "model.safetensors")},
+        "training": {
+            "data": "safety_train (../shared/datasets/safety_train, 13 public sources; licences in "
+                    "docs/guardrails.md) + components/guardrails/learned/data/*.tsv (written for this project)",
+            "seed": SEED, "C": C, "target_false_refusals": TARGET_FPR, "emergency_false_alarms": LLM_TURN_FALSE_ALARMS,
+            "emergency_strict_nlu_false_alarms": NLU_FALSE_ALARMS,
+            "rows": report["rows"],
+        },
+        "measured": {"summary": report["summary"], "emergency_project_cv": emergency_report},
+        "command": "make train-guards",
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    LinearHeads(np.stack(weights), np.array(biases, dtype=np.float32), HEADS, thresholds, manifest).save(out)
+    return report
+
+
+def summarise(groups: Dict[str, Any]) -> Dict[str, Any]:
+    """Pooled recall over held-out positives and false refusals over held-out hard negatives, per head."""
+    summary = {}
+    for head in GROUP_HEADS:
+        pos = sum(g[head].get("positives", 0) for g in groups.values() if head in g)
+        hit = sum(g[head].get("recall", 0) * g[head].get("positives", 0) for g in groups.values() if head in g)
+        summary[head] = {"held_out_positives": pos, "recall": round(hit / pos, 4) if pos else None}
+    return summary
+
+
+def comparison(rows: Sequence[Row], embeddings: np.ndarray, minilm_groups: Dict[str, Any],
+               progress: bool) -> Dict[str, Any]:
+    """Leave-group-out recall, false refusals and AUROC of three feature sets, same procedure."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [r.text for r in rows]
+    word = TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=30_000, sublinear_tf=True).fit(texts)
+    char = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=3, max_features=30_000,
+                           sublinear_tf=True).fit(texts)
+    tfidf = sparse.hstack([word.transform(texts), char.transform(texts)]).tocsr()
+    combined = sparse.hstack([tfidf, sparse.csr_matrix(embeddings * 3.0)]).tocsr()
+    result = {}
+    for name, features in (("minilm_lr", None), ("tfidf_lr", tfidf), ("tfidf_plus_minilm_lr", combined)):
+        groups = minilm_groups if features is None else leave_group_out(features, rows, fit, progress)["groups"]
+        result[name] = {
+            "summary": summarise(groups),
+            "auroc_by_group": {g: {h: v[h]["auroc"] for h in GROUP_HEADS if h in v} for g, v in groups.items()},
+            "hard_negative_false_refusals": {g: {h: v[h].get("false_refusals_hard") for h in GROUP_HEADS if h in v}
+                                             for g, v in groups.items()},
+        }
+    return result
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Command-line entry point."""
+    from components.embeddings import DEFAULT_MODEL
+
+    parser = argparse.ArgumentParser(prog="python -m components.guardrails.learned.train",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="folder with safety_train/")
+    parser.add_argument("--encoder", default=DEFAULT_MODEL, help="sentence encoder folder")
+    parser.add_argument("--out", type=Path, default=ARTIFACT_DIR, help="where heads.npz/heads.json go")
+    parser.add_argument("--report", type=Path, default=ROOT / "results" / "guards" / "train_report.json")
+    parser.add_argument("--compare", action="store_true", help="also measure TF-IDF baselines")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not (args.shared / "safety_train" / "safety_train.jsonl").exists():
+        print(f"error: {args.shared}/safety_train/safety_train.jsonl not found; pass --shared "
+              f"(the trained heads in {ARTIFACT_DIR} are used as they are without it)", file=sys.stderr)
+        return 2
+    report = train(args.shared, args.encoder, args.out, args.compare, not args.no_progress)
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(json.dumps(report, indent=2) + "\n", "utf-8")
+    print(json.dumps({"summary": report["summary"], "emergency": report["emergency_project_cv"],
+                      "thresholds": report["thresholds"], "took_s": report["took_s"]}, indent=2))
+    print(f"heads written to {args.out}; full report: {args.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
