@@ -119,6 +119,15 @@ _ENCODERS: Dict[Tuple[str, int], SentenceEncoder] = {}
 _LOCK = threading.Lock()
 
 
+def file_sha256(path: Path) -> str:
+    """A file's sha256 in hex (weights are checked against recorded digests)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def resolve(path: str) -> Path:
     """A model folder: absolute, or relative to the folder the process runs in."""
     return Path(path).expanduser().resolve()

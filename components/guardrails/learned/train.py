@@ -395,12 +395,12 @@ def train(shared: Path, encoder_model: str, out: Path, compare: bool = False, pr
     }
     if compare:
         report["comparison"] = comparison(rows, features, evaluation["groups"], progress)
-    from components.embeddings import get_encoder
+    from components.embeddings import file_sha256, get_encoder
 
     encoder = get_encoder(encoder_model)
     manifest = {
         "encoder": {"folder": encoder.model_dir.name, "max_tokens": encoder.max_tokens,
-                    "sha256": _sha256(encoder.model_dir / "model.safetensors")},
+                    "sha256": file_sha256(encoder.model_dir / "model.safetensors")},
         "training": {
             "data": "safety_train (../shared/datasets/safety_train, 13 public sources; licences in "
                     "docs/guardrails.md) + components/guardrails/learned/data/*.tsv (written for this project)",
@@ -448,14 +448,6 @@ def comparison(rows: Sequence[Row], embeddings: np.ndarray, minilm_groups: Dict[
                                              for g, v in groups.items()},
         }
     return result
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def main(argv: Optional[List[str]] = None) -> int:
