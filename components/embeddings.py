@@ -88,6 +88,11 @@ class SentenceEncoder:
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, dim=-1).numpy().astype(np.float32)
 
+    def clear_cache(self) -> None:
+        """Forgets the embeddings of recent texts (for measurements)."""
+        with self._lock:
+            self._cache.clear()
+
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Embeddings of ``texts`` as an ``(n, dim)`` float32 array (empty text: its own vector)."""
         keys = [hashlib.blake2b(t.encode("utf-8", "replace"), digest_size=16).hexdigest() for t in texts]
