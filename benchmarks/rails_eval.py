@@ -28,7 +28,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SHARED = ROOT.parent / "shared" / "datasets"
@@ -112,23 +112,10 @@ def pii_recall(shared: Path) -> Dict[str, Dict[str, float]]:
     return result
 
 
-def rail_latency(texts: List[str], replies: Optional[List[str]] = None, rounds: int = 3) -> Dict[str, float]:
-    """Median and p99 of input + output rails per turn, in milliseconds."""
-    guardrails = _guardrails()
-    replies = replies or ["Sure, here is a short answer about that topic for you."] * len(texts)
-    samples = []
-    for _ in range(rounds):
-        for text, reply in zip(texts, replies):
-            start = time.perf_counter()
-            guardrails.check_input(text)
-            guardrails.check_output(reply, text, "You are a friendly assistant.")
-            samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
-    return {
-        "turns": len(samples),
-        "median_ms": round(statistics.median(samples), 3),
-        "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 3),
-    }
+def rail_latency(texts: List[str]) -> Dict[str, float]:
+    """Median and p99 of every rail of one turn (both sides together), in milliseconds."""
+    sides = turn_latency(texts, combined=True)
+    return {"turns": sides["turns"], "median_ms": sides["p50_ms"], "p99_ms": sides["p99_ms"]}
 
 
 def held_out_sources(shared: Path, out: Path) -> Dict[str, object]:
@@ -216,9 +203,10 @@ def contrast_over_refusal(shared: Path) -> Dict[str, object]:
     return refusal_rate(texts)
 
 
-def turn_latency(texts: List[str], reply: str = "Sure, here is a short answer about that topic for you.") -> Dict:
+def turn_latency(texts: List[str], reply: str = "Sure, here is a short answer about that topic for you.",
+                 combined: bool = False) -> Dict:
     """All rails of one turn: NLU side (emergency detector + input rails), LLM side
-    (check before generation + output rails), in milliseconds."""
+    (check before generation + output rails), in milliseconds; ``combined``: their sum."""
     from components.emergency_detector import EmergencyDetector
     from rasa.shared.nlu.training_data.message import Message
 
@@ -244,6 +232,8 @@ def turn_latency(texts: List[str], reply: str = "Sure, here is a short answer ab
         samples = sorted(samples)
         return {"turns": len(samples), "p50_ms": round(statistics.median(samples), 2),
                 "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 2)}
+    if combined:
+        return stats([a + b for a, b in zip(nlu, llm)])
     return {"nlu_side": stats(nlu), "llm_side": stats(llm)}
 
 
