@@ -1,7 +1,7 @@
 """Every rail in one table: its name, the sides it runs on, what it checks, its data.
 
-A new rail is one ``RailSpec`` in ``RAILS`` plus its data file; the engine,
-the config validation, ``make eval-rails`` and the docs read this table.
+A new rail is one ``RailSpec`` in ``RAILS`` plus its data file; the engine
+and the config validation read this table.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Protocol, Sequence, Tuple
 
+from components.embeddings import DEFAULT_MODEL as DEFAULT_ENCODER
 from components.guardrails import output, pii
 from components.guardrails.patterns import PatternRail, load_allow, load_groups
 from components.guardrails.verdict import RailContext, Verdict
@@ -35,7 +36,7 @@ class RailSettings:
     allow: Dict[str, List[str]] = field(default_factory=dict)
     pii_types: Tuple[str, ...] = pii.ALL_TYPES
     thresholds: Dict[str, float] = field(default_factory=dict)
-    encoder: str = ".cache/models/all-MiniLM-L6-v2"
+    encoder: str = DEFAULT_ENCODER
     heads: Optional[str] = None  # folder of heads.npz/heads.json; None: the trained ones shipped here
 
 

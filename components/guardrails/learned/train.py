@@ -36,6 +36,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from components.embeddings import DEFAULT_MODEL as DEFAULT_ENCODER
 from components.guardrails.learned.heads import (
     ARTIFACT_DIR,
     ATTACK,
@@ -54,7 +55,6 @@ DATA_DIR = ARTIFACT_DIR / "data"
 DEFAULT_SHARED = ROOT.parent / "shared" / "datasets"
 CACHE_DIR = ROOT / ".cache" / "guards"
 SEED = 0
-DEFAULT_ENCODER = ".cache/models/all-MiniLM-L6-v2"
 C = 0.5  # inverse regularisation strength of the logistic regressions
 # The project's own rows (its NLU examples, the written look-alikes) are few next to
 # 18,000 public rows, and they are the traffic this assistant gets: they weigh more.
@@ -452,12 +452,10 @@ def comparison(rows: Sequence[Row], embeddings: np.ndarray, minilm_groups: Dict[
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point."""
-    from components.embeddings import DEFAULT_MODEL
-
     parser = argparse.ArgumentParser(prog="python -m components.guardrails.learned.train",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="folder with safety_train/")
-    parser.add_argument("--encoder", default=DEFAULT_MODEL, help="sentence encoder folder")
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="sentence encoder folder")
     parser.add_argument("--out", type=Path, default=ARTIFACT_DIR, help="where heads.npz/heads.json go")
     parser.add_argument("--report", type=Path, default=ROOT / "results" / "guards" / "train_report.json")
     parser.add_argument("--compare", action="store_true", help="also measure TF-IDF baselines")
