@@ -89,10 +89,17 @@ class ActionLLMResponse(Action):
         }
         # Fail closed before generating: the latest message and the last user turns
         # together (a crisis one message earlier, an attack split over turns).
-        earlier = [t["content"] for t in conversation_history(tracker) if t["role"] == "user"]
-        before = await loop.run_in_executor(
-            _RAILS_EXECUTOR, plugin.guardrails.check_before_generation, message.get("text") or text, earlier
-        )
+        history = conversation_history(tracker)
+        earlier = [t["content"] for t in history if t["role"] == "user"]
+        try:
+            before = await loop.run_in_executor(
+                _RAILS_EXECUTOR, plugin.guardrails.check_before_generation, message.get("text") or text, earlier
+            )
+        except Exception as error:  # noqa: BLE001 - rails that cannot run: fail closed, never generate
+            logger.error("The rails before generation could not run (%s): failing closed.", error)
+            trace.update(outcome="error", error=f"rails before generation: {str(error)[:280]}")
+            dispatcher.utter_message(response=plugin.policy.response_for(ERROR_RESPONSE_KEY))
+            return _trace_events(plugin.trace_slot, trace)
         trace["before_generation"] = before.to_dict()
         if before.decisive:
             response = plugin.policy.response_for(before.decisive.rail, before.decisive.category)
@@ -109,7 +116,7 @@ class ActionLLMResponse(Action):
                 loop.run_in_executor(executor, get_generator, plugin.generation), LOAD_GRACE_S
             )
             generation = await asyncio.wait_for(
-                loop.run_in_executor(executor, generator.generate, conversation_history(tracker), text),
+                loop.run_in_executor(executor, generator.generate, history, text),
                 plugin.generation.timeout_s + LOAD_GRACE_S,
             )
         except Exception as error:  # noqa: BLE001 - the user gets a safe reply, the log the reason

@@ -110,6 +110,23 @@ async def test_invalid_plugin_config_gives_a_safe_reply(tmp_path, monkeypatch, d
     assert events == []
 
 
+async def test_rails_that_cannot_run_fail_closed_without_generating(fake, monkeypatch, domain):
+    from components.config import load_plugin_config
+    from tests.conftest import ROOT as root
+
+    generator = fake("this reply must never be sent")
+    plugin = load_plugin_config(root / "config.yml")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("encoder unavailable")
+
+    monkeypatch.setattr(plugin.guardrails, "check_before_generation", broken)
+    messages, events = await _run(_tracker("tell me about volcanoes"), domain)
+    assert [m["response"] for m in messages] == ["utter_llm_unavailable"]
+    assert events[0]["value"]["outcome"] == "error" and "rails before generation" in events[0]["value"]["error"]
+    assert generator.calls == []
+
+
 def test_history_uses_redacted_text_and_excludes_the_new_turn():
     tracker = make_tracker("newest", "chitchat")
     tracker.events[:0] = [
