@@ -26,6 +26,7 @@ from rasa_sdk.types import DomainDict
 from components.config import ERROR_RESPONSE_KEY, PluginConfig, load_plugin_config, rasa_config_path
 from components.generation import OpenAIOptions, get_generator
 from components.guardrails import RailsRecord, text_for_model
+from components.guardrails.record import EMERGENCY_CHECK_KEY
 
 logger = logging.getLogger(__name__)
 # One worker: local generation is CPU-bound and the model serves one request at a time.
@@ -56,6 +57,27 @@ def conversation_history(tracker: Tracker) -> List[Dict[str, str]]:
     if turns and turns[-1]["role"] == "user":
         turns.pop()
     return turns
+
+
+def unhandled_user_turns(tracker: Tracker) -> List[str]:
+    """Earlier user messages (redacted) that no rail and no emergency check acted on.
+
+    The check before generation reads them with the latest message, so a signal
+    nobody caught one turn earlier is not lost; a turn a rail already refused or
+    escalated is left out, so it does not block the conversation's next turns.
+    """
+    texts: List[str] = []
+    user_events = [event for event in tracker.events if event.get("event") == "user"]
+    for event in user_events[:-1]:  # the latest message is the new turn
+        parse = event.get("parse_data") or {}
+        handled = any(
+            record is not None and record.decisive is not None
+            for record in (RailsRecord.from_parse_data(parse), RailsRecord.from_dict(parse.get(EMERGENCY_CHECK_KEY)))
+        )
+        text = text_for_model(parse, event.get("text") or "")
+        if text and not handled:
+            texts.append(text)
+    return texts
 
 
 class ActionLLMResponse(Action):
@@ -90,7 +112,7 @@ class ActionLLMResponse(Action):
         # Fail closed before generating: the latest message and the last user turns
         # together (a crisis one message earlier, an attack split over turns).
         history = conversation_history(tracker)
-        earlier = [t["content"] for t in history if t["role"] == "user"]
+        earlier = unhandled_user_turns(tracker)
         try:
             before = await loop.run_in_executor(
                 _RAILS_EXECUTOR, plugin.guardrails.check_before_generation, message.get("text") or text, earlier

@@ -4,8 +4,8 @@ Input side (one embedding per message, shared by every head and with the
 ``EmergencyDetector``): ``harmful_classifier``, ``attack_classifier``
 (jailbreak, injection, prompt extraction), ``medical_advice_classifier``,
 ``emergency_classifier``. Given earlier user turns (``RailContext.history``),
-a rail also scores the last turns together, so an attack split over messages
-or a crisis mentioned a message earlier is not lost.
+the emergency rail also scores the last turns together, so a crisis mentioned
+a message earlier is not lost (see ``WINDOW_HEADS`` for why the others do not).
 
 Output side, the reply judged together with the user's message:
 ``harmful_compliance`` (a harmful reply, or a reply that goes along with a
@@ -39,6 +39,10 @@ from components.guardrails.verdict import MODEL, RailContext, Verdict
 logger = logging.getLogger(__name__)
 
 HISTORY_TURNS = 3  # earlier user messages scored together with the latest one
+# Heads that also score the last turns together. Only the emergency head: the attack
+# head scored four ordinary questions joined together at 0.73 (joined lines look like
+# a jailbreak template to it), so attacks and harmful requests are scored per message.
+WINDOW_HEADS = (EMERGENCY,)
 REFUSAL = re.compile(
     r"\b(i (can(no|')t|cannot|won'?t|will not|am not able to|'m not able to|am unable to|'m unable to)|"
     r"not able to help|can'?t help|unable to (help|assist)|i must decline|i'm sorry, but)\b",
@@ -71,7 +75,7 @@ class ClassifierRail:
     def check(self, context: RailContext) -> Verdict:
         """The verdict on ``context.text`` (and its window with ``context.history``)."""
         texts = [context.text]
-        if context.history:
+        if context.history and self.head in WINDOW_HEADS:
             texts.append("\n".join([*context.history[-HISTORY_TURNS:], context.text]))
         try:
             vectors = self.encoder.encode(texts)
