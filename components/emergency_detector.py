@@ -138,7 +138,8 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
         text = message.get(TEXT) or ""
         hit = self.detect(text)
         verdicts = [
-            Verdict("emergency", True, f"{hit[0]}: '{text[hit[1]:hit[2]][:60]}'", category=hit[0])
+            Verdict("emergency", True, f"{hit[0]}: '{text[hit[1]:hit[2]][:60]}'", category=hit[0],
+                    findings=[{"start": hit[1], "end": hit[2]}])
             if hit else Verdict("emergency", False)
         ]
         if self._classifier is not None:
@@ -177,8 +178,8 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
             ]
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, [intent, *ranking], add_to_output=True)
-            hit = self.detect(message.get(TEXT) or "")
-            start, end = (hit[1], hit[2]) if hit else (0, len(message.get(TEXT) or ""))
+            span = (record.verdict("emergency").findings or [{"start": 0, "end": len(message.get(TEXT) or "")}])[0]
+            start, end = span["start"], span["end"]
             entities = [e for e in message.get(ENTITIES) or [] if e.get(ENTITY_ATTRIBUTE_TYPE) != self._entity]
             entities.append(
                 {

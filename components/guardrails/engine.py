@@ -17,9 +17,6 @@ from components.guardrails import pii, registry
 from components.guardrails.record import RailsRecord
 from components.guardrails.registry import INPUT, OUTPUT, RailContext, RailSettings
 
-# Kept as the public name of the record one side's check returns.
-RailsResult = RailsRecord
-
 
 class Guardrails:
     """The input and output rails, built from a validated config dict.
