@@ -12,6 +12,8 @@ ENCODER := .cache/models/all-MiniLM-L6-v2/model.safetensors
 WARM_STAMP := .cache/converted/.warm-$(shell cat config.yml 2>/dev/null | sha256sum | cut -c1-12)
 RASA_PORT ?= 5005
 ACTIONS_PORT ?= 5055
+# Interface `make shell` / `make run` bind the Rasa server to (loopback unless told otherwise).
+RASA_HOST ?= 127.0.0.1
 ENDPOINTS ?= endpoints.yml
 LLM_VENV := .venv-llm
 LLM_STAMP := $(LLM_VENV)/.installed-$(shell cat requirements-llm-server.txt constraints-llm-server.txt | sha256sum | cut -c1-12)
@@ -59,7 +61,7 @@ retrain: setup ## Train the Rasa model unconditionally
 validate: setup ## Check the training data: rasa data validate + the project's data checks
 	$(BIN)/pytest -q tests/test_data_files.py
 
-actions: setup ## Start the action server in the background (port ACTIONS_PORT)
+actions: setup ## Start the action server in the background, supervised (loopback, port ACTIONS_PORT, secret var/action_token)
 	ACTIONS_PORT=$(ACTIONS_PORT) scripts/action_server.sh start
 
 stop: ## Stop the background action server
@@ -68,10 +70,12 @@ stop: ## Stop the background action server
 shell: train actions ## Talk to the assistant in the terminal (rasa shell)
 	@ACTIONS_PORT=$(ACTIONS_PORT) $(BIN)/python scripts/serve.py --dry-run --endpoints $(ENDPOINTS) > /dev/null
 	RASA_AUTH_TOKEN="$${RASA_AUTH_TOKEN:-$$(cat var/auth_token)}" \
-		$(BIN)/rasa shell --endpoints var/endpoints.yml --credentials var/credentials.yml -m models/assistant.tar.gz
+	ACTION_SERVER_TOKEN="$${ACTION_SERVER_TOKEN:-$$(cat var/action_token)}" \
+		$(BIN)/rasa shell -i $(RASA_HOST) --endpoints var/endpoints.yml --credentials var/credentials.yml \
+		-m models/assistant.tar.gz
 
 run: train actions ## Serve the channels whose secrets are set + the HTTP API (token) + the web chat page
-	ACTIONS_PORT=$(ACTIONS_PORT) $(BIN)/python scripts/serve.py --port $(RASA_PORT) --endpoints $(ENDPOINTS)
+	ACTIONS_PORT=$(ACTIONS_PORT) $(BIN)/python scripts/serve.py --host $(RASA_HOST) --port $(RASA_PORT) --endpoints $(ENDPOINTS)
 
 test-stories: train ## rasa test on tests/test_stories.yml, failing on any prediction error
 	$(BIN)/rasa test core --stories tests/test_stories.yml -m models/assistant.tar.gz \
@@ -109,8 +113,9 @@ $(LLM_STAMP): requirements-llm-server.txt constraints-llm-server.txt
 
 llm-server-env: $(LLM_STAMP) ## The OpenAI-compatible LLM server's own venv (.venv-llm; builds llama.cpp once)
 
-llm-server: $(LLM_STAMP) $(MODEL_FILE) ## Serve the default GGUF over an OpenAI-compatible API on 127.0.0.1:LLM_PORT
-	$(LLM_VENV)/bin/python -m llama_cpp.server --model $(MODEL_FILE) --model_alias smollm2 \
+llm-server: $(LLM_STAMP) $(MODEL_FILE) ## Serve the default GGUF over an OpenAI-compatible API on 127.0.0.1:LLM_PORT (supervised)
+	$(BIN)/python scripts/supervise.py --name llm-server --health http://127.0.0.1:$(LLM_PORT)/v1/models -- \
+		$(LLM_VENV)/bin/python -m llama_cpp.server --model $(MODEL_FILE) --model_alias smollm2 \
 		--host 127.0.0.1 --port $(LLM_PORT) --n_ctx 2048 --n_threads 2
 
 BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements-bench.txt | sha256sum | cut -c1-12)

@@ -44,6 +44,8 @@ ON_OUTPUT_KEY = "on_output"
 TRACE_SLOT_KEY = "trace_slot"
 DEFAULT_RESPONSE_KEY = "default"
 ERROR_RESPONSE_KEY = "error"
+ACTION_FAILED_KEY = "action_failed"
+ACTION_FAILED_RESPONSE = "utter_action_failed"
 
 
 def input_rails_defaults() -> Dict[str, Any]:
@@ -86,9 +88,12 @@ def policy_defaults() -> Dict[str, Any]:
         # Fired rail (output rails, the rails run before generation) or "error" (generation
         # failed) -> the domain response sent instead of a reply. "rail:category" keys
         # are more specific (e.g. "emergency:self_harm"); "default" covers the rest.
+        # "action_failed": a custom action could not run (components.action_failure);
+        # on an emergency turn the "emergency" responses answer instead.
         ON_OUTPUT_KEY: {
             DEFAULT_RESPONSE_KEY: "utter_llm_fallback",
             ERROR_RESPONSE_KEY: "utter_llm_unavailable",
+            ACTION_FAILED_KEY: ACTION_FAILED_RESPONSE,
             "emergency": "utter_llm_emergency",
             "emergency_classifier": "utter_llm_emergency",
             "ignored_emergency": "utter_llm_emergency",
@@ -173,13 +178,14 @@ class PolicyConfig:
             )
         on_output = config.get(ON_OUTPUT_KEY)
         if not isinstance(on_output, dict) or DEFAULT_RESPONSE_KEY not in on_output or any(
-            (str(k).split(":")[0] not in known and k not in (DEFAULT_RESPONSE_KEY, ERROR_RESPONSE_KEY))
+            (str(k).split(":")[0] not in known
+             and k not in (DEFAULT_RESPONSE_KEY, ERROR_RESPONSE_KEY, ACTION_FAILED_KEY))
             or not str(v).startswith("utter_")
             for k, v in on_output.items()
         ):
             raise InvalidConfigException(
                 f"LLMResponsePolicy: '{ON_OUTPUT_KEY}' must map rail names (or rail:category), "
-                f"'{ERROR_RESPONSE_KEY}' and '{DEFAULT_RESPONSE_KEY}' (required) to domain "
+                f"'{ERROR_RESPONSE_KEY}', '{ACTION_FAILED_KEY}' and '{DEFAULT_RESPONSE_KEY}' (required) to domain "
                 f"responses (utter_...), got {on_output!r}."
             )
         slot = config.get(TRACE_SLOT_KEY)
@@ -197,6 +203,11 @@ class PolicyConfig:
         """The domain response sent when ``key`` (a rail or "error") fires, most specific first."""
         specific = self.on_output.get(f"{key}:{category}") if category else None
         return specific or self.on_output.get(key) or self.on_output[DEFAULT_RESPONSE_KEY]
+
+    @property
+    def action_failed_response(self) -> str:
+        """The response that answers a custom action that could not run."""
+        return self.on_output.get(ACTION_FAILED_KEY, ACTION_FAILED_RESPONSE)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,10 @@ It predicts the action when the latest user intent is one of
 ``trigger_intents`` and no form is active, and ``action_listen`` right after
 the action. Turns that no rule or story covers reach the same action through
 ``RulePolicy``'s ``core_fallback_action_name``.
+
+Created in the Rasa process, it also makes every custom action call answer
+when the action cannot run (``components.action_failure``), with the
+``on_output`` responses ``action_failed`` and, on emergency turns, ``emergency``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
 
+from components import action_failure
 from components.config import (
     ON_OUTPUT_KEY,
     PolicyConfig,
@@ -66,6 +71,11 @@ class LLMResponsePolicy(Policy):
         self.settings = self.plugin.generation
         self.trigger_intents = set(self.plugin.trigger_intents)
         self.action_name: str = self.plugin.action
+        plugin = self.plugin
+        action_failure.install(action_failure.ActionFailureHandler(action_failure.FailureResponses(
+            failed=plugin.action_failed_response,
+            emergency=lambda kind: plugin.response_for("emergency", kind),
+        )))
 
     def train(
         self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any
@@ -80,6 +90,11 @@ class LLMResponsePolicy(Policy):
             problems.append(f"responses {responses} of `{ON_OUTPUT_KEY}` are not in domain.yml")
         if slot and slot not in {s.name for s in domain.slots}:
             problems.append(f"trace slot {slot!r} is not in domain.yml `slots` (type: any)")
+        if self.plugin.action_failed_response not in domain.responses:
+            logger.warning(
+                f"LLMResponsePolicy: response {self.plugin.action_failed_response!r} (answers a custom "
+                f"action that could not run) is not in domain.yml; a built-in English apology is sent instead."
+            )
         if problems:
             raise InvalidConfigException(
                 "LLMResponsePolicy: " + "; ".join(problems) + ". Add them or change the config."

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Starts, stops or checks the background action server.
 # Usage: scripts/action_server.sh start|stop|status   (ACTIONS_PORT, default 5055)
+# It runs under scripts/supervise.py (restarted with back-off when it exits or
+# stops answering /health), binds to ACTION_SERVER_HOST (default 127.0.0.1) and
+# answers only requests carrying the secret in var/action_token (or
+# $ACTION_SERVER_TOKEN); see components/action_server.py.
 set -u
 cd "$(dirname "$0")/.."
 PORT="${ACTIONS_PORT:-5055}"
 PIDFILE="var/actions-$PORT.pid"
 LOG="var/actions-$PORT.log"
-RASA=".venv/bin/rasa"
+PYTHON=".venv/bin/python"
 mkdir -p var
 
 healthy() { curl -sf --max-time 2 "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; }
@@ -15,8 +19,9 @@ case "${1:-}" in
   start)
     if healthy; then echo "action server already running on port $PORT"; exit 0; fi
     echo "starting the action server on port $PORT (log: $LOG)"
-    SQLALCHEMY_SILENCE_UBER_WARNING=1 nohup "$RASA" run actions --actions actions \
-      --port "$PORT" >"$LOG" 2>&1 &
+    SQLALCHEMY_SILENCE_UBER_WARNING=1 nohup "$PYTHON" scripts/supervise.py --name actions \
+      --health "http://127.0.0.1:$PORT/health" -- \
+      "$PYTHON" -m components.action_server --actions actions --port "$PORT" >"$LOG" 2>&1 &
     echo $! >"$PIDFILE"
     for _ in $(seq 1 120); do
       if healthy; then echo "action server is up"; exit 0; fi

@@ -4,9 +4,12 @@
 each channel whose `${VAR}` environment variables are all set (optional ones
 may be missing), writes the result to var/credentials.yml, writes
 var/endpoints.yml with a local action server URL moved to ACTIONS_PORT, makes sure
-RASA_AUTH_TOKEN exists (creating var/auth_token, mode 0600, when it is unset),
-prints what is on and off and the web chat address, then runs `rasa run` with
-the HTTP API behind the same token and request bodies capped at 1 MB.
+RASA_AUTH_TOKEN exists (creating var/auth_token, mode 0600, when it is unset)
+and so does the action server's secret ACTION_SERVER_TOKEN (var/action_token,
+the one `make actions` started the action server with), prints what is on and
+off, the web chat address and the action server's health, then runs `rasa run`
+on loopback (``--host`` to change) with the HTTP API behind the token and
+request bodies capped at 1 MB.
 
 Usage: python scripts/serve.py [--port 5005] [--endpoints endpoints.yml] [--dry-run]
 """
@@ -24,6 +27,8 @@ from typing import Any, Dict, List, Set, Tuple
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from components.action_server import TOKEN_ENV, SecretError, shared_secret  # noqa: E402
 VAR = ROOT / "var"
 TOKEN_FILE = VAR / "auth_token"
 # Variables that may be unset: the channel then uses its default.
@@ -84,6 +89,22 @@ def auth_token(env: Dict[str, str]) -> str:
     return TOKEN_FILE.read_text().strip()
 
 
+def action_server_health(endpoints_text: str, timeout: float = 3.0) -> str:
+    """One line on the action server the endpoints point to (its /health)."""
+    import urllib.request
+
+    match = re.search(r"url:\s*[\"']?(https?://[^\s\"']+?)/webhook", endpoints_text)
+    if not match:
+        return "Actions:   no action_endpoint in the endpoints file"
+    url = match.group(1) + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 (the configured endpoint)
+            state = "up" if answer.status == 200 else f"HTTP {answer.status}"
+    except Exception as error:
+        state = f"NOT answering ({type(error).__name__}); `make actions` starts it"
+    return f"Actions:   {state} at {url} (supervised by scripts/supervise.py; log var/actions-*.log)"
+
+
 def main() -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -98,6 +119,11 @@ def main() -> int:
     env = dict(os.environ)
     env["RASA_AUTH_TOKEN"] = auth_token(env)
     env.setdefault("SANIC_REQUEST_MAX_SIZE", str(MAX_BODY_BYTES))
+    try:
+        env[TOKEN_ENV] = shared_secret(env, VAR / "action_token")
+    except SecretError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         credentials = yaml.safe_load(args.credentials.read_text("utf-8")) or {}
     except (OSError, yaml.YAMLError) as error:
@@ -118,11 +144,13 @@ def main() -> int:
         + yaml.safe_dump(active, sort_keys=False)
     )
     base = f"http://{args.host}:{args.port}"
+    print(action_server_health(endpoints.read_text("utf-8")))
     print("Channels:\n" + "\n".join(lines))
     if any(c.endswith("TokenRestInput") for c in active):
         print(f"Web chat:  {base}/webhooks/rest/chat#token={env['RASA_AUTH_TOKEN']}")
     print(f"REST:      curl -H 'Authorization: Bearer <token>' -d '{{\"sender\":\"me\",\"message\":\"hi\"}}' "
-          f"{base}/webhooks/rest/webhook   (token: $RASA_AUTH_TOKEN or var/auth_token)", flush=True)
+          f"{base}/webhooks/rest/webhook   (token: $RASA_AUTH_TOKEN or var/auth_token)")
+    print(f"Status:    curl '{base}/status?token=<token>'", flush=True)
     command = [
         str(Path(sys.executable).parent / "rasa"), "run", "--enable-api", "-i", args.host, "-p", str(args.port),
         "--auth-token", env["RASA_AUTH_TOKEN"], "--endpoints", str(endpoints),

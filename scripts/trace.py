@@ -21,8 +21,12 @@ from typing import Any, Dict, List, Optional
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+# Rasa expands every ${VAR} of the endpoints file; the trace reads only the tracker
+# store, so the action server's secret is not needed here.
+os.environ.setdefault("ACTION_SERVER_TOKEN", "not-used-by-trace")
 
-from components.guardrails import RailsRecord, Verdict  # noqa: E402 - after the path is set
+from components.action_failure import failure_record  # noqa: E402 - after the path is set
+from components.guardrails import RailsRecord, Verdict  # noqa: E402
 from components.guardrails.record import EMERGENCY_CHECK_KEY  # noqa: E402
 
 
@@ -58,6 +62,10 @@ def turns(events: List[Dict[str, Any]], trace_slot: Optional[str] = "llm_trace")
             result[-1]["actions"].append(f"{event.get('name')} <- {event.get('policy')} ({event.get('confidence')})")
         elif kind == "bot":
             result[-1]["bot"].append(event.get("text"))
+            failure = failure_record(event.get("metadata") or {})
+            if failure:
+                result[-1].setdefault("action_failures", []).append(
+                    f"{failure.get('action')}: {failure.get('cause')}")
         elif kind == "slot" and trace_slot and event.get("name") == trace_slot and event.get("value"):
             trace = event["value"]
             result[-1]["llm"] = {
@@ -123,6 +131,8 @@ def main() -> int:
                   f"{llm['latency_s']} s ({llm['tokens_per_s']} tok/s)")
             for verdict in llm["output_rails"]:
                 print(f"    rail fired on the LLM turn: {verdict}")
+        for failure in turn.get("action_failures", []):
+            print(f"    action failed (answered with the apology): {failure}")
         for text in turn["bot"]:
             print(f"    bot: {text}")
     return 0

@@ -1,6 +1,7 @@
 """Test and benchmark harness: real server processes on free loopback ports.
 
-- ``running_servers``: the real `rasa run actions` and `rasa run` processes, by
+- ``running_servers``: the real action server (``components.action_server``,
+  loopback + shared secret) and `rasa run` processes, by
   default with a temporary SQLite tracker store and business store;
 - ``running_llm_server``: llama.cpp's OpenAI-compatible server
   (llama-cpp-python[server], in its own venv .venv-llm) serving the default GGUF.
@@ -34,6 +35,8 @@ START_TIMEOUT_S = 240
 HTTP_TIMEOUT_S = 120
 # The REST channel's token in tests and benchmarks (never a real secret).
 TEST_TOKEN = "test-token-0123456789abcdef"
+# The action server's shared secret in tests (ACTION_SERVER_TOKEN for both sides).
+ACTIONS_TOKEN = "test-actions-secret-0123456789"
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -44,10 +47,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def sqlite_endpoints(actions_port: int, tracker_db: Path) -> str:
-    """The default endpoints: action server + SQLite tracker store (redacting)."""
+def sqlite_endpoints(actions_port: int, tracker_db: Path, action_timeout: float = 30) -> str:
+    """The default endpoints: action server (with its secret) + SQLite tracker store (redacting)."""
     return (
         f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
+        f'  headers:\n    Authorization: Bearer ${{ACTION_SERVER_TOKEN}}\n  timeout: {action_timeout}\n'
         f'tracker_store:\n  type: components.redacting_tracker_store.RedactingSQLTrackerStore\n'
         f'  dialect: "sqlite"\n  db: "{tracker_db}"\n'
     )
@@ -66,6 +70,7 @@ class Servers:
     rasa_urls: List[str] = field(default_factory=list)
     token: str = TEST_TOKEN
     _restart: Any = None
+    _actions: Any = None
 
     @property
     def auth(self) -> Dict[str, str]:
@@ -99,6 +104,14 @@ class Servers:
     def restart_rasa(self, index: int = 0) -> None:
         """Stops Rasa process ``index`` and starts it again on the same port."""
         self._restart(index)
+
+    def kill_actions(self) -> None:
+        """Kills the action server (SIGKILL, no clean shutdown)."""
+        self._actions("kill")
+
+    def start_actions(self) -> None:
+        """Starts the action server again on its port and waits until it answers."""
+        self._actions("start")
 
 
 def wait_until_up(url: str, process: subprocess.Popen, log: Path, headers: Optional[Dict[str, str]] = None,
@@ -137,6 +150,8 @@ def running_servers(
     rasa_count: int = 1,
     rasa_config: Optional[Path] = None,
     env: Optional[Dict[str, str]] = None,
+    action_timeout: float = 30,
+    actions_package: str = "actions",
 ) -> Iterator[Servers]:
     """Runs the action server and ``rasa_count`` Rasa servers until the block ends.
 
@@ -150,6 +165,8 @@ def running_servers(
         rasa_config: the config.yml the action server reads its plugin
             settings from (default: the project's).
         env: extra environment for every process.
+        action_timeout: ``action_endpoint.timeout`` of the default endpoints.
+        actions_package: the package the action server loads.
     """
     if not model.exists():
         raise FileNotFoundError(f"{model} is missing: run `make train` first.")
@@ -159,7 +176,7 @@ def running_servers(
     endpoints_file = work / "endpoints.yml"
     actions_url = f"http://127.0.0.1:{actions_port}/webhook"
     endpoints_file.write_text(
-        endpoints.replace("{actions_url}", actions_url) if endpoints else sqlite_endpoints(actions_port, tracker_db)
+        endpoints.replace("{actions_url}", actions_url) if endpoints else sqlite_endpoints(actions_port, tracker_db, action_timeout)
     )
     credentials = work / "credentials.yml"
     rest = "components.channels.rest.TokenRestInput"
@@ -169,18 +186,20 @@ def running_servers(
     ))
     process_env = {
         **os.environ, "ASSISTANT_DB_PATH": str(store_db), "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
-        "SANIC_REQUEST_MAX_SIZE": str(MAX_BODY_BYTES), **(env or {}),
+        "SANIC_REQUEST_MAX_SIZE": str(MAX_BODY_BYTES), "ACTION_SERVER_TOKEN": ACTIONS_TOKEN, **(env or {}),
     }
     if rasa_config:
         process_env["ASSISTANT_RASA_CONFIG"] = str(rasa_config)
     logs = {"actions": work / "actions.log"}
     processes: Dict[str, subprocess.Popen] = {}
+    pids: Dict[str, int] = {}  # kept current across restarts
 
     def start(name: str, command: List[str], mode: str = "wb") -> None:
         logs.setdefault(name, work / f"{name}.log")
         with open(logs[name], mode) as log:
             processes[name] = subprocess.Popen(command, cwd=ROOT, env=process_env, stdout=log,
                                                stderr=subprocess.STDOUT)
+        pids[name] = processes[name].pid
 
     def rasa_command(port: int) -> List[str]:
         return [str(BIN / "rasa"), "run", "--enable-api", "--auth-token", TEST_TOKEN, "-i", "127.0.0.1",
@@ -194,8 +213,19 @@ def running_servers(
         wait_until_up(f"http://127.0.0.1:{rasa_ports[index]}/status?token={TEST_TOKEN}",
                        processes[name], logs[name])
 
+    actions_command = [str(BIN / "python"), "-m", "components.action_server", "--actions", actions_package,
+                       "--port", str(actions_port)]
+
+    def actions(what: str) -> None:
+        if what == "kill":
+            processes["actions"].kill()
+            processes["actions"].wait()
+            return
+        start("actions", actions_command, mode="ab")
+        wait_until_up(f"http://127.0.0.1:{actions_port}/health", processes["actions"], logs["actions"])
+
     try:
-        start("actions", [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(actions_port)])
+        start("actions", actions_command)
         for index, port in enumerate(rasa_ports):
             start("rasa" if index == 0 else f"rasa{index}", rasa_command(port))
         wait_until_up(f"http://127.0.0.1:{actions_port}/health", processes["actions"], logs["actions"])
@@ -209,9 +239,10 @@ def running_servers(
             tracker_db=tracker_db,
             store_db=store_db,
             logs=logs,
-            pids={name: p.pid for name, p in processes.items()},
+            pids=pids,
             rasa_urls=urls,
             _restart=restart,
+            _actions=actions,
         )
     finally:
         for process in processes.values():

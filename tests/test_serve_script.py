@@ -50,7 +50,15 @@ def test_a_token_is_created_once_with_private_permissions(serve, tmp_path):
 
 def test_a_local_action_server_url_follows_actions_port(serve):
     moved = serve.endpoints_for(ROOT / "endpoints.yml", "5098")
-    assert 'url: "http://localhost:5098/webhook"' in moved
+    assert 'url: "http://127.0.0.1:5098/webhook"' in moved
+    assert "Authorization: Bearer ${ACTION_SERVER_TOKEN}" in moved  # the secret stays a variable
     assert "tracker_store:" in moved
     scale = serve.endpoints_for(ROOT / "endpoints.scale.yml", "5098")
     assert "url: ${ACTION_SERVER_URL}" in scale  # not a local URL: left to the variable
+
+
+def test_action_server_health_line(serve):
+    line = serve.action_server_health('action_endpoint:\n  url: "http://127.0.0.1:1/webhook"\n', timeout=2)
+    assert line.startswith("Actions:   NOT answering") and "`make actions` starts it" in line
+    assert serve.action_server_health("tracker_store:\n  type: x\n") == \
+        "Actions:   no action_endpoint in the endpoints file"

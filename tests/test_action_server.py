@@ -1,0 +1,45 @@
+"""The action server's secret: where it comes from, how it is compared."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from components.action_server import SecretError, authorised, main, shared_secret
+
+
+def test_the_secret_file_is_created_once_with_mode_0600(tmp_path):
+    path = tmp_path / "var" / "action_token"
+    first = shared_secret({}, path)
+    assert len(first) >= 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert shared_secret({}, path) == first
+
+
+def test_the_environment_wins_over_the_file(tmp_path):
+    assert shared_secret({"ACTION_SERVER_TOKEN": "from-env"}, tmp_path / "never-created") == "from-env"
+    assert not (tmp_path / "never-created").exists()
+
+
+def test_an_empty_secret_file_is_refused_with_advice(tmp_path):
+    path = tmp_path / "action_token"
+    path.write_text("\n")
+    with pytest.raises(SecretError, match="delete it to get a new one or set ACTION_SERVER_TOKEN"):
+        shared_secret({}, path)
+
+
+@pytest.mark.parametrize("header, expected", [
+    ("Bearer s3cret", True), ("Bearer s3cre", False), ("s3cret", False), ("bearer s3cret", False),
+    ("", False), (None, False), ("Bearer s3cret ", False), ("Bearer s3crét", False),
+])
+def test_only_the_exact_bearer_header_is_authorised(header, expected):
+    assert authorised(header, "s3cret") is expected
+
+
+def test_an_unreadable_secret_stops_the_server_with_a_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ACTION_SERVER_TOKEN", raising=False)
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    assert main(["--token-file", str(blocked / "action_token")]) == 2
+    assert "cannot read or create the action server secret" in capsys.readouterr().err
