@@ -22,7 +22,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install setup train-guards services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-service test-stories test-e2e eval bench eval-rails finetune trace clean
+.PHONY: help install setup train-guards services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-service test-stories test-e2e eval bench soak eval-rails finetune trace clean
 
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -129,6 +129,9 @@ $(BENCH_STAMP): requirements-bench.txt $(STAMP)
 
 bench: train $(BENCH_STAMP) ## Latency, throughput and cost side by side: results/bench.json + a table
 	$(BIN)/python -m benchmarks.bench --json results/bench.json $(BENCH_ARGS)
+
+soak: train services ## Soak: 50 concurrent conversations x 20 turns over REST, SQLite and PostgreSQL+Redis; results/soak/
+	$(BIN)/python -m benchmarks.soak --out results/soak $(SOAK_ARGS)
 
 eval-rails: setup ## Measure the rails on held-out sources, dev sets, paraphrases; latency, memory: results/rails/
 	$(BIN)/python -m benchmarks.rails_eval --out results/rails

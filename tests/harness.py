@@ -3,6 +3,8 @@
 - ``running_servers``: the real action server (``components.action_server``,
   loopback + shared secret) and `rasa run` processes, by
   default with a temporary SQLite tracker store and business store;
+- ``running_scale_profile``: the same with endpoints.scale.yml (PostgreSQL,
+  Redis, RabbitMQ on loopback) and two Rasa processes;
 - ``running_llm_server``: llama.cpp's OpenAI-compatible server
   (llama-cpp-python[server], in its own venv .venv-llm) serving the default GGUF.
 
@@ -15,8 +17,10 @@ restarting a Rasa process.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import uuid
 import subprocess
 import sys
 import time
@@ -250,6 +254,59 @@ def running_servers(
                 process.terminate()
         for process in processes.values():
             _stop(process)
+
+
+PG = {"host": os.environ.get("DB_HOST", "127.0.0.1"), "port": int(os.environ.get("DB_PORT", 5432)),
+      "user": os.environ.get("DB_USER", "postgres"), "password": os.environ.get("DB_PASSWORD", "")}
+RABBIT = {"host": os.environ.get("RABBITMQ_HOST", "127.0.0.1"), "user": os.environ.get("RABBITMQ_USER", "guest"),
+          "password": os.environ.get("RABBITMQ_PASSWORD", "guest")}
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(dbname="postgres", **PG)
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute(sql)
+    conn.close()
+
+
+async def rabbit_connection() -> Any:
+    """A connection to the loopback RabbitMQ."""
+    import aio_pika
+
+    return await aio_pika.connect_robust(
+        host=RABBIT["host"], login=RABBIT["user"], password=RABBIT["password"], timeout=10)
+
+
+async def _delete_queue(queue_name: str) -> None:
+    connection = await rabbit_connection()
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(queue_name)
+
+
+@contextmanager
+def running_scale_profile(work: Path, model: Path = MODEL, rasa_count: int = 2) -> Iterator[Dict[str, Any]]:
+    """endpoints.scale.yml (PostgreSQL tracker store, Redis lock store, RabbitMQ
+    broker) with ``rasa_count`` Rasa processes; its own database, Redis key prefix
+    and queue, dropped afterwards. Yields ``{"servers", "db", "queue"}``."""
+    run = uuid.uuid4().hex[:8]
+    db, queue = f"assistant_test_{run}", f"assistant_events_{run}"
+    _pg_admin(f"CREATE DATABASE {db}")
+    env = {"DB_HOST": PG["host"], "DB_PORT": str(PG["port"]), "DB_NAME": db, "DB_USER": PG["user"],
+           "DB_PASSWORD": PG["password"], "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "0",
+           "RABBITMQ_HOST": RABBIT["host"], "RABBITMQ_USER": RABBIT["user"],
+           "RABBITMQ_PASSWORD": RABBIT["password"], "RABBITMQ_QUEUE": queue}
+    endpoints = (ROOT / "endpoints.scale.yml").read_text().replace("${ACTION_SERVER_URL}", "{actions_url}")
+    endpoints = endpoints.replace("key_prefix: assistant", f"key_prefix: assistant{run}")
+    try:
+        with running_servers(work, model, endpoints=endpoints, rasa_count=rasa_count, env=env) as servers:
+            yield {"servers": servers, "db": db, "queue": queue}
+    finally:
+        _pg_admin(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        asyncio.run(_delete_queue(queue))
 
 
 LLM_PYTHON = ROOT / ".venv-llm" / "bin" / "python"

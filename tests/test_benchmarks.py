@@ -74,3 +74,18 @@ def test_rail_harness_reads_any_labelled_file(tmp_path, suffix):
     assert set(report["per_rail"]) == {"harmful", "medical_advice"}
     with pytest.raises(ValueError, match="no column"):
         evaluate.read_labelled(path, "text", "kind")
+
+
+def test_soak_plans_have_the_asked_length_one_llm_turn_and_whole_forms():
+    import random
+
+    from benchmarks.soak import SEGMENTS, conversation, percentiles
+
+    plans = [conversation(random.Random(seed), 20, 1) for seed in range(30)]
+    assert all(len(plan) == 20 for plan in plans)
+    assert all(sum(kind == "llm" for kind, _ in plan) == 1 for plan in plans)
+    kinds = {kind for plan in plans for kind, _ in plan}
+    assert kinds == set(SEGMENTS)
+    assert conversation(random.Random(3), 20, 1) == conversation(random.Random(3), 20, 1)  # seeded
+    assert percentiles([]) == {"n": 0, "p50": None, "p95": None, "p99": None}
+    assert percentiles([1.0, 2.0, 3.0])["p50"] == 2.0

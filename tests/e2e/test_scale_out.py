@@ -7,52 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Iterator, List
 
 import psycopg2
 import pytest
 
-from tests.harness import MODEL, ROOT, Servers, running_servers
+from tests.harness import MODEL, PG, Servers, rabbit_connection, running_scale_profile
 
 pytestmark = pytest.mark.e2e
-
-PG = {"host": os.environ.get("DB_HOST", "127.0.0.1"), "port": int(os.environ.get("DB_PORT", 5432)),
-      "user": os.environ.get("DB_USER", "postgres"), "password": os.environ.get("DB_PASSWORD", "")}
-RABBIT = {"host": os.environ.get("RABBITMQ_HOST", "127.0.0.1"), "user": os.environ.get("RABBITMQ_USER", "guest"),
-          "password": os.environ.get("RABBITMQ_PASSWORD", "guest")}
-
-
-def _admin(sql: str) -> None:
-    conn = psycopg2.connect(dbname="postgres", **PG)
-    conn.autocommit = True
-    with conn.cursor() as cursor:
-        cursor.execute(sql)
-    conn.close()
-
 
 @pytest.fixture(scope="module")
 def scaled(tmp_path_factory) -> Iterator[Dict[str, Any]]:
     if not MODEL.exists():
         pytest.fail(f"{MODEL} is missing: run `make train` first (make test does).")
-    run = uuid.uuid4().hex[:8]
-    db, queue = f"assistant_test_{run}", f"assistant_events_{run}"
-    _admin(f"CREATE DATABASE {db}")
-    env = {"DB_HOST": PG["host"], "DB_PORT": str(PG["port"]), "DB_NAME": db, "DB_USER": PG["user"],
-           "DB_PASSWORD": PG["password"], "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "0",
-           "RABBITMQ_HOST": RABBIT["host"], "RABBITMQ_USER": RABBIT["user"],
-           "RABBITMQ_PASSWORD": RABBIT["password"], "RABBITMQ_QUEUE": queue}
-    endpoints = (ROOT / "endpoints.scale.yml").read_text().replace("${ACTION_SERVER_URL}", "{actions_url}")
-    endpoints = endpoints.replace("key_prefix: assistant", f"key_prefix: assistant{run}")
-    try:
-        with running_servers(tmp_path_factory.mktemp("scale"), endpoints=endpoints, rasa_count=2,
-                             env=env) as servers:
-            yield {"servers": servers, "db": db, "queue": queue}
-    finally:
-        _admin(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        asyncio.run(_delete_queue(queue))
+    with running_scale_profile(tmp_path_factory.mktemp("scale")) as profile:
+        yield profile
 
 
 def stored_events(db: str, sender: str) -> List[Dict[str, Any]]:
@@ -64,15 +34,8 @@ def stored_events(db: str, sender: str) -> List[Dict[str, Any]]:
     return rows
 
 
-async def _connect():
-    import aio_pika
-
-    return await aio_pika.connect_robust(
-        host=RABBIT["host"], login=RABBIT["user"], password=RABBIT["password"], timeout=10)
-
-
 async def _drain(queue_name: str) -> List[Dict[str, Any]]:
-    connection = await _connect()
+    connection = await rabbit_connection()
     async with connection:
         channel = await connection.channel()
         queue = await channel.declare_queue(queue_name, durable=True)
@@ -82,13 +45,6 @@ async def _drain(queue_name: str) -> List[Dict[str, Any]]:
             if message is None:
                 return messages
             messages.append(json.loads(message.body))
-
-
-async def _delete_queue(queue_name: str) -> None:
-    connection = await _connect()
-    async with connection:
-        channel = await connection.channel()
-        await channel.queue_delete(queue_name)
 
 
 def test_two_processes_continue_one_conversation_alternately(scaled):
