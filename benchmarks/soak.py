@@ -24,6 +24,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -108,10 +109,13 @@ def run_conversation(servers: Servers, sender: str, plan: List[Tuple[str, str]],
     return result
 
 
-def stored_counts(servers: Servers, sender: str) -> Tuple[int, int]:
-    """(user events, bot events) in the conversation's stored tracker."""
+def stored_counts(servers: Servers, sender: str) -> Tuple[int, int, List[str]]:
+    """(user events, bot events, actions that could not run) in the conversation's stored tracker."""
     events = servers.tracker(sender)["events"]
-    return (sum(1 for e in events if e.get("event") == "user"), sum(1 for e in events if e.get("event") == "bot"))
+    failed = [record.get("action", "?") for e in events if e.get("event") == "bot"
+              for record in [(e.get("metadata") or {}).get("action_failure")] if isinstance(record, dict)]
+    return (sum(1 for e in events if e.get("event") == "user"), sum(1 for e in events if e.get("event") == "bot"),
+            failed)
 
 
 def percentiles(values: List[float]) -> Dict[str, Optional[float]]:
@@ -141,8 +145,10 @@ def soak(servers: Servers, urls: List[str], conversations: int, turns: int, llm_
             results.append(future.result())
     duration = time.monotonic() - started
     lost_user = duplicated_user = lost_bot = duplicated_bot = 0
+    failed_actions: Counter = Counter()
     for result in results:
-        users, bots = stored_counts(servers, result.sender)
+        users, bots, failed = stored_counts(servers, result.sender)
+        failed_actions.update(failed)
         lost_user += max(0, result.sent - users)
         duplicated_user += max(0, users - result.sent)
         lost_bot += max(0, result.received - bots)
@@ -160,6 +166,7 @@ def soak(servers: Servers, urls: List[str], conversations: int, turns: int, llm_
                       for kind in kinds},
         "apologies_by_kind": {kind: sum(t.kind == kind and t.status == "apology" for t in all_turns)
                               for kind in kinds},
+        "failed_actions": dict(failed_actions.most_common()),
         "stored": {"user_lost": lost_user, "user_duplicated": duplicated_user,
                    "bot_lost": lost_bot, "bot_duplicated": duplicated_bot},
     }
@@ -189,7 +196,8 @@ def markdown(report: Dict[str, Any]) -> str:
             f"{result['turns_planned']} turns run in {result['duration_s']} s "
             f"({result['turns_skipped_at_deadline']} skipped at the time limit).\n",
             f"- HTTP errors: {result['errors']}; empty replies: {result['empty_replies']}; "
-            f"apologies (an action could not run): {result['apologies']} {result['apologies_by_kind']}",
+            f"apologies (an action could not run): {result['apologies']} by turn kind "
+            f"{result['apologies_by_kind']}, by action {result['failed_actions']}",
             f"- stored trackers: user messages lost {stored['user_lost']}, duplicated {stored['user_duplicated']}; "
             f"bot messages lost {stored['bot_lost']}, duplicated {stored['bot_duplicated']}\n",
             "| turn kind | n | p50 s | p95 s | p99 s |", "|---|---|---|---|---|",

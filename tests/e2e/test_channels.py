@@ -194,3 +194,20 @@ def test_telegram_button_press_is_handled_as_the_payload(channel_servers):
         "chat_instance": "-1", "data": "/ask_opening_hours"}}
     assert FakeTelegram.deliver(telegram_hook(servers), press).status_code == 200
     assert telegram.sent_to(1006)[-1]["text"].startswith("Our support team is available")
+
+
+def test_slack_and_telegram_get_the_apology_when_the_action_server_is_down(channel_servers):
+    servers, slack, telegram = channel_servers
+    servers.kill_actions()
+    try:
+        assert FakeSlack.deliver(slack_hook(servers), FakeSlack.event("where is my order 10002?",
+                                                                      channel="D0DOWN")).status_code == 200
+        [posted] = slack.wait_for_messages("D0DOWN", 1)
+        assert FakeTelegram.deliver(telegram_hook(servers),
+                                    telegram.update(1009, "where is my order 10002?")).status_code == 200
+        [sent] = telegram.sent_to(1009)
+    finally:
+        servers.start_actions()
+    apology = "Sorry, something went wrong on my side; please try again in a moment."
+    assert posted["text"] == apology
+    assert sent["text"] == apology
