@@ -41,6 +41,13 @@ UNAVAILABLE_RESPONSE = "utter_llm_unavailable"
 LOAD_GRACE_S = 120.0
 
 
+class _InFlight:
+    """LLM turns of this process that asked for generation and have not finished
+    (only the event loop changes it, so no lock)."""
+
+    count = 0
+
+
 def conversation_history(tracker: Tracker) -> List[Dict[str, str]]:
     """Earlier user and bot messages as chat turns (redacted), oldest first.
 
@@ -132,7 +139,14 @@ class ActionLLMResponse(Action):
             return _trace_events(plugin.trace_slot, trace)
         remote = isinstance(plugin.generation.options, OpenAIOptions)
         executor = _REMOTE_EXECUTOR if remote else _EXECUTOR
-        generation = None
+        if _InFlight.count > plugin.generation.max_queue:
+            response = plugin.policy.response_for(ERROR_RESPONSE_KEY)
+            logger.warning("LLM busy: %d turns already in flight (max_queue %d); %s sent at once.",
+                           _InFlight.count, plugin.generation.max_queue, response)
+            trace.update(outcome="busy", in_flight=_InFlight.count)
+            dispatcher.utter_message(response=response)
+            return _trace_events(plugin.trace_slot, trace)
+        _InFlight.count += 1
         try:
             generator = await asyncio.wait_for(
                 loop.run_in_executor(executor, get_generator, plugin.generation), LOAD_GRACE_S
@@ -146,6 +160,8 @@ class ActionLLMResponse(Action):
             trace.update(outcome="error", error=str(error)[:300])
             dispatcher.utter_message(response=plugin.policy.response_for(ERROR_RESPONSE_KEY))
             return _trace_events(plugin.trace_slot, trace)
+        finally:
+            _InFlight.count -= 1
 
         rails = await loop.run_in_executor(
             _RAILS_EXECUTOR, plugin.guardrails.check_output, generation.text, message.get("text") or "",

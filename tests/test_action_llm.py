@@ -168,3 +168,30 @@ async def test_tiny_real_model_end_to_end_through_the_rails(tmp_path, monkeypatc
     assert trace["outcome"] == "replaced:degenerate"
     assert [m["response"] for m in messages] == ["utter_llm_fallback"]
     assert not any(m.get("text") for m in messages)
+
+
+async def test_a_turn_beyond_max_queue_is_answered_at_once_not_queued(monkeypatch, domain, tmp_path):
+    import asyncio
+    import threading
+
+    (tmp_path / "config.yml").write_text(config_with_generation(ROOT / "config.yml", max_queue=0))
+    monkeypatch.setenv(ENV_RASA_CONFIG, str(tmp_path / "config.yml"))
+    release = threading.Event()
+
+    class SlowGenerator(FakeGenerator):
+        def generate(self, history, user_text):
+            release.wait(60)
+            return super().generate(history, user_text)
+
+    generator = SlowGenerator(["First answer."])
+    monkeypatch.setattr(llm_action, "get_generator", lambda settings: generator)
+    first = asyncio.create_task(_run(_tracker("first question"), domain))
+    while llm_action._InFlight.count == 0:  # the first turn holds the model
+        await asyncio.sleep(0.01)
+    messages, events = await _run(_tracker("second question"), domain)
+    assert [m["response"] for m in messages] == ["utter_llm_unavailable"]
+    assert events[0]["value"]["outcome"] == "busy"
+    release.set()
+    first_messages, _ = await first
+    assert [m["text"] for m in first_messages] == ["First answer."]
+    assert llm_action._InFlight.count == 0

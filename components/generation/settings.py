@@ -121,6 +121,10 @@ class GenerationSettings:
         top_p: nucleus sampling mass (only with do_sample).
         repetition_penalty: > 1 discourages repeating tokens.
         timeout_s: generation stops after this many seconds.
+        max_queue: LLM turns that may wait for the model behind the one it is
+            answering (per action server process); a turn beyond them is answered
+            at once with the ``error`` response instead of waiting past the
+            action endpoint's timeout.
         max_reply_chars: replies are cut at a sentence boundary below this length.
         stop_tokens: tokens that end a reply besides the tokenizer's eos token.
         options: the selected backend's own options.
@@ -136,6 +140,7 @@ class GenerationSettings:
     top_p: float = 1.0
     repetition_penalty: float = 1.15
     timeout_s: float = 20.0
+    max_queue: int = 4
     max_reply_chars: int = 400
     stop_tokens: Tuple[str, ...] = ("<|im_end|>",)
     options: BackendOptions = field(default_factory=TransformersOptions)
@@ -168,7 +173,7 @@ class GenerationSettings:
         """Checks each field, then combinations of fields."""
         if not isinstance(self.model, str) or not self.model.strip():
             _fail("`model` must be a Hugging Face model id or a local folder.")
-        for name in ("history_turns", "max_new_tokens", "max_reply_chars"):
+        for name in ("history_turns", "max_new_tokens", "max_reply_chars", "max_queue"):
             _non_negative_int(name, getattr(self, name))
         if self.max_new_tokens < 1 or self.max_new_tokens > 1024:
             _fail(f"`max_new_tokens` must be between 1 and 1024, got {self.max_new_tokens}.")
