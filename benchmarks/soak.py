@@ -39,6 +39,7 @@ from tests.harness import MODEL, Servers, running_scale_profile, running_servers
 logger = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on my side"
+UNAVAILABLE = "Sorry, I can't answer open questions right now"  # utter_llm_unavailable: busy or failed
 # Segments a conversation is built from: (kind, the user's messages). A form is
 # one segment so its turns stay together.
 SEGMENTS: Dict[str, List[List[str]]] = {
@@ -72,7 +73,7 @@ def conversation(rng: random.Random, turns: int, llm_turns: int) -> List[Tuple[s
 class Turn:
     kind: str
     latency_s: float
-    status: str  # ok | empty | apology | error
+    status: str  # ok | empty | apology | llm_unavailable | error
     replies: int
 
 
@@ -104,7 +105,8 @@ def run_conversation(servers: Servers, sender: str, plan: List[Tuple[str, str]],
         result.received += len(replies)
         texts = [r.get("text") or "" for r in replies]
         status = ("empty" if not any(t.strip() or r.get("custom") or r.get("buttons") for t, r in zip(texts, replies))
-                  else "apology" if any(t.startswith(APOLOGY) for t in texts) else "ok")
+                  else "apology" if any(t.startswith(APOLOGY) for t in texts)
+                  else "llm_unavailable" if any(t.startswith(UNAVAILABLE) for t in texts) else "ok")
         result.turns.append(Turn(kind, latency, status, len(replies)))
     return result
 
@@ -162,6 +164,7 @@ def soak(servers: Servers, urls: List[str], conversations: int, turns: int, llm_
         "errors": sum(t.status == "error" for t in all_turns),
         "empty_replies": sum(t.status == "empty" for t in all_turns),
         "apologies": sum(t.status == "apology" for t in all_turns),
+        "llm_unavailable": sum(t.status == "llm_unavailable" for t in all_turns),
         "latency_s": {kind: percentiles([t.latency_s for t in all_turns if t.kind == kind and t.status != "error"])
                       for kind in kinds},
         "apologies_by_kind": {kind: sum(t.kind == kind and t.status == "apology" for t in all_turns)
@@ -197,7 +200,9 @@ def markdown(report: Dict[str, Any]) -> str:
             f"({result['turns_skipped_at_deadline']} skipped at the time limit).\n",
             f"- HTTP errors: {result['errors']}; empty replies: {result['empty_replies']}; "
             f"apologies (an action could not run): {result['apologies']} by turn kind "
-            f"{result['apologies_by_kind']}, by action {result['failed_actions']}",
+            f"{result['apologies_by_kind']}, by action {result['failed_actions']}; "
+            f"'can't answer open questions right now' (LLM busy past max_queue, or failed): "
+            f"{result['llm_unavailable']}",
             f"- stored trackers: user messages lost {stored['user_lost']}, duplicated {stored['user_duplicated']}; "
             f"bot messages lost {stored['bot_lost']}, duplicated {stored['bot_duplicated']}\n",
             "| turn kind | n | p50 s | p95 s | p99 s |", "|---|---|---|---|---|",

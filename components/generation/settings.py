@@ -140,7 +140,7 @@ class GenerationSettings:
     top_p: float = 1.0
     repetition_penalty: float = 1.15
     timeout_s: float = 20.0
-    max_queue: int = 4
+    max_queue: int = 2
     max_reply_chars: int = 400
     stop_tokens: Tuple[str, ...] = ("<|im_end|>",)
     options: BackendOptions = field(default_factory=TransformersOptions)
