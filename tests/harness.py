@@ -288,7 +288,8 @@ async def _delete_queue(queue_name: str) -> None:
 
 
 @contextmanager
-def running_scale_profile(work: Path, model: Path = MODEL, rasa_count: int = 2) -> Iterator[Dict[str, Any]]:
+def running_scale_profile(work: Path, model: Path = MODEL, rasa_count: int = 2,
+                          redis_port: int = 6379) -> Iterator[Dict[str, Any]]:
     """endpoints.scale.yml (PostgreSQL tracker store, Redis lock store, RabbitMQ
     broker) with ``rasa_count`` Rasa processes; its own database, Redis key prefix
     and queue, dropped afterwards. Yields ``{"servers", "db", "queue"}``."""
@@ -296,7 +297,7 @@ def running_scale_profile(work: Path, model: Path = MODEL, rasa_count: int = 2) 
     db, queue = f"assistant_test_{run}", f"assistant_events_{run}"
     _pg_admin(f"CREATE DATABASE {db}")
     env = {"DB_HOST": PG["host"], "DB_PORT": str(PG["port"]), "DB_NAME": db, "DB_USER": PG["user"],
-           "DB_PASSWORD": PG["password"], "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": "0",
+           "DB_PASSWORD": PG["password"], "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_port), "REDIS_DB": "0",
            "RABBITMQ_HOST": RABBIT["host"], "RABBITMQ_USER": RABBIT["user"],
            "RABBITMQ_PASSWORD": RABBIT["password"], "RABBITMQ_QUEUE": queue}
     endpoints = (ROOT / "endpoints.scale.yml").read_text().replace("${ACTION_SERVER_URL}", "{actions_url}")
