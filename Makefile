@@ -9,6 +9,8 @@ REQ_HASH := $(shell cat requirements.txt requirements-dev.txt constraints.txt | 
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 MODEL_FILE := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
 ENCODER := .cache/models/all-MiniLM-L6-v2/model.safetensors
+INDEX := .cache/index/index.json
+KNOWLEDGE_FILES := $(wildcard knowledge/*.yml knowledge/*.json knowledge/documents/*.md knowledge/documents/*.txt)
 WARM_STAMP := .cache/converted/.warm-$(shell cat config.yml 2>/dev/null | sha256sum | cut -c1-12)
 RASA_PORT ?= 5005
 ACTIONS_PORT ?= 5055
@@ -22,7 +24,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install setup train-guards services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-service test-stories test-e2e eval bench soak eval-rails finetune trace clean
+.PHONY: help install setup index train-guards services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-service test-stories test-e2e eval bench soak eval-rails finetune trace clean
 
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -49,7 +51,13 @@ $(WARM_STAMP): $(MODEL_FILE) $(ENCODER) config.yml
 	@mkdir -p .cache/converted && rm -f .cache/converted/.warm-*
 	@touch $@
 
-setup: install $(ENCODER) $(WARM_STAMP) ## install + the response model and the sentence encoder into .cache/ (sha256-checked)
+$(INDEX): $(ENCODER) $(KNOWLEDGE_FILES) | install
+	$(BIN)/python -m components.retrieval
+
+index: install $(ENCODER) ## Build the knowledge index (knowledge/ + knowledge/documents/) into .cache/index
+	$(BIN)/python -m components.retrieval
+
+setup: install $(ENCODER) $(WARM_STAMP) $(INDEX) ## install + the response model, the sentence encoder (sha256-checked) and the knowledge index
 
 train: setup ## Train the Rasa model if config.yml, domain.yml or data/ changed
 	$(BIN)/python scripts/gen_data.py --check

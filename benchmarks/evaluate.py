@@ -12,6 +12,10 @@ Writes ``results/eval/report.md``, ``report.json`` and PNG plots:
 4. Response quality: perplexity, BLEU-4, ROUGE-L, reply length and the share
    of replies the output rails replace, for the configured model and any
    ``--model`` given.
+5. Answer quality (``benchmarks.answer_quality``): retrieval's right-source and
+   abstention rates with a threshold calibrated on half the questions, then
+   every question through the real LLM action (correct with source, abstained,
+   health answered only from curated passages), with a sample to read.
 
 Usage: python -m benchmarks.evaluate [--smoke] [--skip SECTION ...] [--out DIR]
 """
@@ -27,12 +31,12 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from benchmarks import rails_eval, routing
+from benchmarks import answer_quality, rails_eval, routing
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "results" / "eval"
 MEDICAL_SET = Path(__file__).resolve().parent / "data" / "medical_prompts.csv"
-SECTIONS = ("assistant", "routing", "guardrails", "quality")
+SECTIONS = ("assistant", "routing", "guardrails", "quality", "answers")
 
 
 def _rasa(*args: str) -> subprocess.CompletedProcess:
@@ -247,6 +251,8 @@ def markdown(report: Dict[str, Any], plots: List[str]) -> str:
                   "|---|---|---|---|---|---|"]
         lines += [f"| {m['model']} | {m['perplexity']} | {m['bleu4']} | {m['rouge_l_f1']} | {m['avg_reply_words']} | {m['replaced_by_output_rails']} |" for m in q]
         lines.append("")
+    if report.get("answers"):
+        lines += [answer_quality.markdown(report["answers"]).replace("# Answer quality", "## Answer quality", 1)]
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
 
@@ -291,6 +297,10 @@ def main() -> int:
         if "quality" not in args.skip:
             print("== response quality ==", flush=True)
             report["quality"] = response_quality(args.model, args.smoke)
+        if "answers" not in args.skip:
+            print("== answer quality ==", flush=True)
+            report["answers"] = answer_quality.evaluate(ROOT / "config.yml", generate=not args.smoke,
+                                                        out=args.out / "answers")
     except (RuntimeError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -21,6 +21,7 @@ from rasa.shared.exceptions import InvalidConfigException
 from components.generation.settings import GenerationSettings
 from components.guardrails import Guardrails
 from components.guardrails.registry import INPUT, OUTPUT, blocking_names, default_names, names
+from components.retrieval.settings import RetrievalConfigError, RetrievalSettings
 
 # The Rasa config the action server reads the plugin's settings from (default:
 # config.yml in the folder the action server runs in).
@@ -42,6 +43,7 @@ GENERATION_KEY = "generation"
 OUTPUT_RAILS_KEY = "output_rails"
 ON_OUTPUT_KEY = "on_output"
 TRACE_SLOT_KEY = "trace_slot"
+RETRIEVAL_KEY = "retrieval"
 DEFAULT_RESPONSE_KEY = "default"
 ERROR_RESPONSE_KEY = "error"
 ACTION_FAILED_KEY = "action_failed"
@@ -102,6 +104,8 @@ def policy_defaults() -> Dict[str, Any]:
         },
         # Slot that receives the per-turn trace (model, tokens, latency, verdicts); null: none.
         TRACE_SLOT_KEY: "llm_trace",
+        # Answers from the knowledge index (components.retrieval.RetrievalSettings); off by default.
+        RETRIEVAL_KEY: {},
     }
 
 
@@ -153,6 +157,7 @@ class PolicyConfig:
     output_rails: Tuple[str, ...]
     on_output: Dict[str, str]
     trace_slot: Optional[str]
+    retrieval: RetrievalSettings = RetrievalSettings()
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> PolicyConfig:
@@ -193,10 +198,14 @@ class PolicyConfig:
             raise InvalidConfigException(
                 f"LLMResponsePolicy: '{TRACE_SLOT_KEY}' must be a slot name or null, got {slot!r}."
             )
+        try:
+            retrieval = RetrievalSettings.from_config(config.get(RETRIEVAL_KEY))
+        except RetrievalConfigError as error:
+            raise InvalidConfigException(f"LLMResponsePolicy: '{RETRIEVAL_KEY}': {error}") from error
         return cls(
             frozenset(triggers), action, GenerationSettings.from_config(config.get(GENERATION_KEY)),
             tuple(rails) if rails is not None else tuple(default_names(OUTPUT)),
-            dict(on_output), slot,
+            dict(on_output), slot, retrieval,
         )
 
     def response_for(self, key: str, category: Optional[str] = None) -> str:

@@ -27,6 +27,7 @@ from components.config import ERROR_RESPONSE_KEY, PluginConfig, load_plugin_conf
 from components.generation import OpenAIOptions, get_generator
 from components.guardrails import RailsRecord, text_for_model
 from components.guardrails.record import EMERGENCY_CHECK_KEY
+from components.retrieval import answer as retrieval
 
 logger = logging.getLogger(__name__)
 # One worker: local generation is CPU-bound and the model serves one request at a time.
@@ -137,6 +138,20 @@ class ActionLLMResponse(Action):
             trace["outcome"] = f"blocked:{before.decisive.rail}"
             dispatcher.utter_message(response=response)
             return _trace_events(plugin.trace_slot, trace)
+        intent = (message.get("intent") or {}).get("name")
+        decision = await loop.run_in_executor(_RAILS_EXECUTOR, retrieval.decide, plugin.policy.retrieval, text, intent)
+        trace["retrieval"] = decision.to_trace()
+        if decision.mode == retrieval.ABSTAIN:
+            response = plugin.policy.retrieval.dont_know_response
+            logger.info("Nothing in the knowledge answers this (best below %s): %s sent.", decision.threshold, response)
+            trace["outcome"] = "abstained"
+            dispatcher.utter_message(response=response)
+            return _trace_events(plugin.trace_slot, trace)
+        if decision.mode == retrieval.EXTRACTED:
+            logger.info("Answered with the passage %s itself.", decision.relevant[0].passage.id)
+            trace["outcome"] = "extracted"
+            dispatcher.utter_message(text=decision.extractive())
+            return _trace_events(plugin.trace_slot, trace)
         remote = isinstance(plugin.generation.options, OpenAIOptions)
         executor = _REMOTE_EXECUTOR if remote else _EXECUTOR
         if _InFlight.count > plugin.generation.max_queue:
@@ -152,7 +167,7 @@ class ActionLLMResponse(Action):
                 loop.run_in_executor(executor, get_generator, plugin.generation), LOAD_GRACE_S
             )
             generation = await asyncio.wait_for(
-                loop.run_in_executor(executor, generator.generate, history, text),
+                loop.run_in_executor(executor, generator.generate, history, decision.prompt(text)),
                 plugin.generation.timeout_s + LOAD_GRACE_S,
             )
         except Exception as error:  # noqa: BLE001 - the user gets a safe reply, the log the reason
@@ -165,7 +180,7 @@ class ActionLLMResponse(Action):
 
         rails = await loop.run_in_executor(
             _RAILS_EXECUTOR, plugin.guardrails.check_output, generation.text, message.get("text") or "",
-            plugin.generation.system_prompt,
+            plugin.generation.system_prompt, decision.passages,
         )
         trace.update(
             new_tokens=generation.new_tokens,
@@ -174,7 +189,12 @@ class ActionLLMResponse(Action):
             timed_out=generation.timed_out,
             output_rails=rails.to_dict(),
         )
-        if rails.decisive:
+        if rails.decisive and rails.decisive.rail == "ungrounded" and decision.mode == retrieval.GROUNDED:
+            logger.info("The reply is not supported by the passages (%s): the passage is sent instead.",
+                        rails.decisive.reason)
+            trace["outcome"] = "replaced:ungrounded"
+            dispatcher.utter_message(text=decision.extractive())
+        elif rails.decisive:
             response = plugin.policy.response_for(rails.decisive.rail, rails.decisive.category)
             logger.info(
                 "Output rail '%s' fired (%s): reply replaced by %s.",
@@ -184,7 +204,7 @@ class ActionLLMResponse(Action):
             dispatcher.utter_message(response=response)
         else:
             trace["outcome"] = "sent"
-            dispatcher.utter_message(text=generation.text)
+            dispatcher.utter_message(text=decision.with_sources(generation.text))
         return _trace_events(plugin.trace_slot, trace)
 
 

@@ -55,8 +55,12 @@ def entity(name: str, value: str) -> List[Dict[str, Any]]:
     return [{"entity": name, "value": value, "start": 0, "end": len(value)}]
 
 
-def config_with_generation(path, **generation: Any) -> str:
-    """config.yml's text with the LLMResponsePolicy's generation block updated."""
+NO_RETRIEVAL = {"enabled": False}
+
+
+def config_with_generation(path, retrieval: Any = None, **generation: Any) -> str:
+    """config.yml's text with the LLMResponsePolicy's generation block updated
+    (and its ``retrieval`` block replaced when given)."""
     import yaml
 
     from components.generation import GenerationSettings
@@ -67,4 +71,6 @@ def config_with_generation(path, **generation: Any) -> str:
             # with_overrides drops the old backend's keys when `backend` changes
             settings = GenerationSettings.from_config(policy.get("generation")).with_overrides(**generation)
             policy["generation"] = settings.as_dict()
+            if retrieval is not None:
+                policy["retrieval"] = retrieval
     return yaml.safe_dump(config, sort_keys=False)

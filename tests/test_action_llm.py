@@ -14,7 +14,7 @@ from actions.llm import ActionLLMResponse, conversation_history
 from components.generation import Generation
 from components.guardrails import RailsRecord
 from tests.conftest import ROOT
-from tests.helpers import config_with_generation, make_tracker
+from tests.helpers import NO_RETRIEVAL, config_with_generation, make_tracker
 from tests.tiny_model import build_tiny_model
 
 
@@ -31,6 +31,15 @@ class FakeGenerator:
         self.calls.append((history, user_text))
         text = self.replies.pop(0)
         return Generation(text, text, len(text.split()), 0.01, False, "fake-model")
+
+
+@pytest.fixture(autouse=True)
+def free_generation(monkeypatch, tmp_path_factory):
+    """These tests are about generation and its rails: the project's config with
+    retrieval off (tests/test_retrieval.py and test_grounded_answers cover it)."""
+    config = tmp_path_factory.mktemp("config") / "config.yml"
+    config.write_text(config_with_generation(ROOT / "config.yml", NO_RETRIEVAL))
+    monkeypatch.setenv(ENV_RASA_CONFIG, str(config))
 
 
 @pytest.fixture
@@ -63,7 +72,7 @@ async def test_good_reply_is_sent_with_a_trace(fake, domain):
     trace = trace_event["value"]
     assert trace_event["name"] == "llm_trace"
     assert (trace["route"], trace["outcome"], trace["intent"]) == ("llm", "sent", "nlu_fallback")
-    assert trace["output_rails"]["decisive"] is None and len(trace["output_rails"]["verdicts"]) == 9
+    assert trace["output_rails"]["decisive"] is None and len(trace["output_rails"]["verdicts"]) == 10
     assert trace["before_generation"]["decisive"] is None
     assert len(generator.calls) == 1
 
@@ -111,11 +120,10 @@ async def test_invalid_plugin_config_gives_a_safe_reply(tmp_path, monkeypatch, d
 
 
 async def test_rails_that_cannot_run_fail_closed_without_generating(fake, monkeypatch, domain):
-    from components.config import load_plugin_config
-    from tests.conftest import ROOT as root
+    from components.config import load_plugin_config, rasa_config_path
 
     generator = fake("this reply must never be sent")
-    plugin = load_plugin_config(root / "config.yml")
+    plugin = load_plugin_config(rasa_config_path())  # the one the action reads
 
     def broken(*args, **kwargs):
         raise RuntimeError("encoder unavailable")
@@ -160,7 +168,7 @@ async def test_tiny_real_model_end_to_end_through_the_rails(tmp_path, monkeypatc
     """Real transformers generation from a random tiny model (seeded, greedy: the same
     garbage every run): the degenerate rail catches it and the user gets the fallback."""
     model_dir = build_tiny_model(tmp_path / "tiny")
-    (tmp_path / "config.yml").write_text(config_with_generation(ROOT / "config.yml", model=str(model_dir), gguf_file=None))
+    (tmp_path / "config.yml").write_text(config_with_generation(ROOT / "config.yml", NO_RETRIEVAL, model=str(model_dir), gguf_file=None))
     monkeypatch.setenv(ENV_RASA_CONFIG, str(tmp_path / "config.yml"))
     messages, events = await _run(_tracker("why is the sky blue"), domain)
     trace = events[0]["value"]
@@ -174,7 +182,7 @@ async def test_a_turn_beyond_max_queue_is_answered_at_once_not_queued(monkeypatc
     import asyncio
     import threading
 
-    (tmp_path / "config.yml").write_text(config_with_generation(ROOT / "config.yml", max_queue=0))
+    (tmp_path / "config.yml").write_text(config_with_generation(ROOT / "config.yml", NO_RETRIEVAL, max_queue=0))
     monkeypatch.setenv(ENV_RASA_CONFIG, str(tmp_path / "config.yml"))
     release = threading.Event()
 

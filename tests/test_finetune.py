@@ -21,7 +21,7 @@ from components.guardrails import RailsRecord, Verdict
 from finetune import __main__ as cli
 from finetune import collect, preprocess, promote
 from tests.conftest import ROOT
-from tests.helpers import config_with_generation, make_tracker
+from tests.helpers import NO_RETRIEVAL, config_with_generation, make_tracker
 from tests.tiny_model import build_tiny_model
 
 SECRET_EMAIL = "grace.hopper@example.org"
@@ -162,7 +162,7 @@ async def test_whole_pipeline_with_a_tiny_model(tmp_path, tiny_base, monkeypatch
 
     # the promoted model loads through the LLM action like any configured model
     config = tmp_path / "config.yml"
-    config.write_text(config_with_generation(ROOT / "config.yml", model=report["promoted"], gguf_file=None))
+    config.write_text(config_with_generation(ROOT / "config.yml", NO_RETRIEVAL, model=report["promoted"], gguf_file=None))
     monkeypatch.setenv(ENV_RASA_CONFIG, str(config))
     dispatcher = CollectingDispatcher()
     events = await ActionLLMResponse().run(dispatcher, make_tracker("why is the sky blue", "nlu_fallback"), domain)

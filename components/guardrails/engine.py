@@ -72,9 +72,13 @@ class Guardrails:
             self._before = registry.build(self.before_generation, self.settings, self._cache)
         return self._run(self._before, RailContext(text=text, history=tuple(history)))
 
-    def check_output(self, reply: str, user_text: str = "", system_prompt: str = "") -> RailsRecord:
-        """Runs the output rails; the first fired rail decides."""
-        return self._run(self._output, RailContext(text=reply, user_text=user_text, system_prompt=system_prompt))
+    def check_output(self, reply: str, user_text: str = "", system_prompt: str = "",
+                     passages: Optional[Sequence[str]] = None) -> RailsRecord:
+        """Runs the output rails; the first fired rail decides. ``passages``: what a
+        grounded reply must rest on (``ungrounded`` checks it; None: not grounded)."""
+        context = RailContext(text=reply, user_text=user_text, system_prompt=system_prompt,
+                              passages=None if passages is None else tuple(passages))
+        return self._run(self._output, context)
 
     @staticmethod
     def _run(rails: List[registry.Rail], context: RailContext) -> RailsRecord:

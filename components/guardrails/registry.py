@@ -106,6 +106,20 @@ def _learned(name: str, head: str, threshold_key: Optional[str] = None) -> Calla
     return build
 
 
+def _ungrounded(settings: RailSettings) -> Rail:
+    def check(context: RailContext) -> Verdict:
+        if context.passages is None:
+            return Verdict("ungrounded", False)
+        from components.retrieval.grounding import check as grounding
+
+        result = grounding(context.text, context.passages, settings.encoder)
+        if result.grounded:
+            return Verdict("ungrounded", False, score=round(result.support, 4), source="model")
+        return Verdict("ungrounded", True, f"{result.reason}: {result.unsupported[:120]!r}",
+                       score=round(result.support, 4), source="model")
+    return _FunctionRail("ungrounded", check)
+
+
 LEARNED = "learned/heads.npz + the sentence encoder"
 BOTH = frozenset({INPUT, OUTPUT})
 ONLY_INPUT = frozenset({INPUT})
@@ -157,6 +171,9 @@ RAILS: Dict[str, RailSpec] = {
                  data=LEARNED, default_sides=ONLY_OUTPUT),
         RailSpec("medical_claims", ONLY_OUTPUT, "diagnoses, doses or treatment claims in the reply",
                  _pattern("medical_claims"), data="lists/medical_claims.yml"),
+        RailSpec("ungrounded", ONLY_OUTPUT, "a sentence of a retrieval-grounded reply that no retrieved passage "
+                 "supports (numbers, names, meaning)", _ungrounded, data="the retrieved passages + the sentence encoder",
+                 default_sides=ONLY_OUTPUT),
         RailSpec("unsupported_claims", ONLY_OUTPUT, "claims about the user's account, a human persona, "
                  "invented contact details", _pattern("unsupported_claims"),
                  data="lists/unsupported_claims.yml", default_sides=ONLY_OUTPUT),

@@ -66,9 +66,13 @@ class RailContext:
         user_text: output side: the user's message the reply answers.
         system_prompt: output side: the prompt the model was given.
         history: earlier user messages of the conversation, oldest first.
+        passages: output side: the retrieved passages the reply must rest on;
+            ``()`` for a reply with none (chit-chat), ``None`` when the reply
+            is not checked for grounding.
     """
 
     text: str
     user_text: str = ""
     system_prompt: str = ""
     history: Tuple[str, ...] = ()
+    passages: Optional[Tuple[str, ...]] = None

@@ -61,3 +61,18 @@ def test_pii_is_not_in_the_stored_tracker(servers):
     assert "4111" not in dump and "ada@example.com" not in dump
     user = json.loads(next(r for r in rows if json.loads(r)["event"] == "user"))
     assert user["text"] == "my card is [CREDIT_CARD] and my email [EMAIL], tell me a joke"
+
+
+def test_a_knowledge_question_is_answered_with_its_source_and_an_unknown_fact_is_not(servers):
+    sender = "e2e-grounded"
+    [answer] = servers.texts(sender, "what is active recall")
+    trace = _trace(servers, sender)
+    print("grounded trace:", json.dumps(trace)[:800], "reply:", answer)
+    assert trace["retrieval"]["sources"][0] == "open_qa:38"
+    assert trace["outcome"] in ("sent", "replaced:ungrounded")  # the model's reply, or the passage if unsupported
+    assert "(Source: What is active recall?" in answer
+
+    [reply] = servers.texts(sender, "why is the sky blue?")
+    trace = _trace(servers, sender)
+    assert trace["outcome"] == "abstained" and "new_tokens" not in trace
+    assert reply.startswith("I don't know that, and I'd rather not guess.")

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.harness import MODEL, MODEL_ALIAS, ROOT, running_llm_server, running_servers
-from tests.helpers import config_with_generation
+from tests.helpers import NO_RETRIEVAL, config_with_generation
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ def test_killing_the_llm_server_mid_conversation(tmp_path):
     with running_llm_server(tmp_path) as llm:
         config = tmp_path / "config.yml"
         config.write_text(config_with_generation(
-            ROOT / "config.yml", backend="openai", base_url=llm.base_url, model=MODEL_ALIAS,
+            ROOT / "config.yml", NO_RETRIEVAL, backend="openai", base_url=llm.base_url, model=MODEL_ALIAS,
             retries=1, circuit_failures=1, circuit_reset_s=RESET_S, timeout_s=60,
         ))
         with running_servers(tmp_path, rasa_config=config) as servers:

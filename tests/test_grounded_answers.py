@@ -1,0 +1,82 @@
+"""The LLM action with retrieval on (the project's config.yml): grounded, extracted, abstained."""
+
+from __future__ import annotations
+
+from typing import List
+
+import pytest
+from rasa_sdk.executor import CollectingDispatcher
+
+import components.llm_action as llm_action
+from components.generation import Generation
+from components.llm_action import ActionLLMResponse
+from tests.helpers import make_tracker
+
+
+class Scripted:
+    """A generator with canned replies that records what it was asked."""
+
+    def __init__(self, *replies: str) -> None:
+        self.replies: List[str] = list(replies)
+        self.prompts: List[str] = []
+
+    def generate(self, history, user_text):
+        self.prompts.append(user_text)
+        text = self.replies.pop(0)
+        return Generation(text, text, len(text.split()), 0.01, False, "scripted")
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    def install(*replies: str) -> Scripted:
+        generator = Scripted(*replies)
+        monkeypatch.setattr(llm_action, "get_generator", lambda settings: generator)
+        return generator
+    return install
+
+
+async def _turn(text: str, intent: str, domain):
+    dispatcher = CollectingDispatcher()
+    events = await ActionLLMResponse().run(dispatcher, make_tracker(text, intent), domain)
+    return dispatcher.messages, events[0]["value"]
+
+
+async def test_a_supported_reply_is_sent_with_its_source(scripted, domain):
+    generator = scripted("An algorithm is a finite list of steps that solves a problem.")
+    [message], trace = await _turn("explain what an algorithm is", "open_question", domain)
+    assert trace["outcome"] == "sent" and trace["retrieval"]["mode"] == "grounded"
+    assert "glossary:algorithm" in trace["retrieval"]["sources"]
+    assert message["text"].startswith("An algorithm is a finite list of steps")
+    assert "(Source: algorithm" in message["text"]
+    assert "Facts:" in generator.prompts[0] and "Question: explain what an algorithm is" in generator.prompts[0]
+
+
+async def test_an_unsupported_claim_is_replaced_by_the_passage(scripted, domain):
+    scripted("An algorithm was invented by Ada Lovelace in 1843 for the Analytical Engine.")
+    [message], trace = await _turn("explain what an algorithm is", "open_question", domain)
+    assert trace["outcome"] == "replaced:ungrounded"
+    assert trace["output_rails"]["decisive"] == "ungrounded"
+    assert "1843" not in message["text"] and "(Source: algorithm" in message["text"]
+
+
+async def test_an_unknown_fact_is_not_invented(scripted, domain):
+    generator = scripted()  # asking it would fail: no reply is scripted
+    [message], trace = await _turn("What is the date of birth of Queen Elizabeth II?", "nlu_fallback", domain)
+    assert trace["outcome"] == "abstained" and message["response"] == "utter_llm_dont_know"
+    assert generator.prompts == []
+
+
+async def test_a_health_question_is_answered_by_the_curated_passage_only(scripted, domain):
+    generator = scripted()
+    [message], trace = await _turn("what is cetirizine used for", "open_question", domain)
+    assert trace["outcome"] == "extracted" and trace["retrieval"]["sources"] == ["medication:cetirizine"]
+    assert "Source: cetirizine" in message["text"] and generator.prompts == []
+
+
+async def test_chitchat_may_be_small_talk_but_not_invent_facts(scripted, domain):
+    scripted("I love cats, they are lovely company!", "Cats were first domesticated in Egypt in 7500 BC.")
+    [message], trace = await _turn("do you like cats?", "chitchat", domain)
+    assert (trace["outcome"], trace["retrieval"]["mode"]) == ("sent", "chitchat")
+    assert message["text"] == "I love cats, they are lovely company!"
+    [message], trace = await _turn("do you like cats?", "chitchat", domain)
+    assert trace["outcome"] == "replaced:ungrounded" and message["response"] == "utter_llm_dont_know"
