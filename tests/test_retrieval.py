@@ -61,7 +61,8 @@ def test_small_talk_without_knowledge_goes_to_the_model_with_no_passages(setting
 
 
 @pytest.mark.parametrize("text", ["why is the sky blue?", "who is the CEO of your company", "explain black holes",
-                                  "how many bones are in the human body"])
+                                  "how many bones are in the human body", "do vaccines cause autism",
+                                  "can I drink alcohol while taking antibiotics", "recommend a good restaurant"])
 def test_a_request_for_information_with_nothing_retrieved_abstains(settings, text):
     assert decide(settings, text, "nlu_fallback").mode == ABSTAIN
 
@@ -126,7 +127,8 @@ PASSAGE = ("Photosynthesis is the process by which plants, algae and some bacter
     ("Photosynthesis lets plants use light energy to turn carbon dioxide and water into glucose and oxygen.", True),
     ("It was discovered by Newton in 1687.", False),
     ("Photosynthesis happens only at night inside the roots of old trees and stones.", False),
-    ("Hello! Happy to help.", True),
+    ("Hello! Happy to help.", False),  # answers nothing the passage says
+    ("Photosynthesis turns light, water and carbon dioxide into glucose. Hope that helps!", True),
 ])
 def test_grounding_checks_each_sentence(reply, grounded):
     assert check(reply, [PASSAGE], ENCODER).grounded is grounded

@@ -9,8 +9,9 @@
   the extractive answer;
 - ``chitchat``: nothing retrieved and the message is small talk (a chit-chat
   intent, or no request for information: no what/who/when/why/how ...,
-  "explain", "tell me about"): the model answers without passages; numbers
-  and names in its reply are still checked;
+  "explain", "recommend", and no yes/no question about anything but the
+  assistant): the model answers without passages; numbers and names in its
+  reply are still checked;
 - ``off``: retrieval disabled (free generation, as before).
 """
 
@@ -32,7 +33,10 @@ OFF, ABSTAIN, EXTRACTED, GROUNDED, CHITCHAT = "off", "abstain", "extract", "grou
 # from the model's own knowledge; small talk ("how are you?", "I like cats") may be.
 INFORMATION_REQUEST = re.compile(
     r"\b(what|who|whom|whose|when|where|which|why|explain|define|definition|meaning|tell me about|"
-    r"how (?!are you|r u|is it going|are things|do you do|have you been)\w+|is it true|fact|facts)\b",
+    r"how (?!are you|r u|is it going|are things|do you do|have you been)\w+|is it true|facts?|"
+    r"recommend|suggest|list|compare|difference|cause|causes)\b"
+    # a yes/no question about something other than the assistant ("do vaccines ...", "can I ...")
+    r"|^\s*(do|does|did|is|are|was|were|can|could|should|would|will|has|have|may|might|must)\s+(?!you\b)\w+",
     re.IGNORECASE)
 PROMPT = ("Answer the question using only the facts below. If they do not answer it, say you don't know.\n"
           "Facts:\n{facts}\nQuestion: {question}")

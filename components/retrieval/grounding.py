@@ -5,9 +5,10 @@ word inside the sentence), or at least ``MIN_CONTENT_WORDS`` content words.
 It is supported when every number and name in it occurs in the passages and
 its meaning is close to some passage: the sentence encoder's cosine with a
 passage sentence at least ``MIN_SIMILARITY``, or at least ``MIN_COVERAGE`` of
-its content words found in the passages. With no passages at all (a chit-chat
-reply), only numbers and names are checked: small talk passes, an invented
-date or person does not.
+its content words found in the passages. A reply to passages that states
+nothing at all ("Happy to help! What's next?") does not answer: it fails too.
+With no passages (a chit-chat reply), only numbers and names are checked:
+small talk passes, an invented date or person does not.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def check(reply: str, passages: Sequence[str], encoder_model: str = DEFAULT_MODE
     passage_sentences = [s for p in passages for s in sentences(p)]
     vectors: Optional[np.ndarray] = None
     weakest = 1.0
+    checked = 0  # sentences that state something
     for sentence in sentences(reply):
         numbers, names = facts(sentence)
         missing_numbers = [n for n in numbers if n not in corpus_numbers]
@@ -71,7 +73,9 @@ def check(reply: str, passages: Sequence[str], encoder_model: str = DEFAULT_MODE
             return Grounding(sentence, f"states {what}, which no passage has", 0.0)
         content = words(sentence)
         if not passages or len(content) < MIN_CONTENT_WORDS:
+            checked += bool(numbers or names)
             continue
+        checked += 1
         coverage = sum(w in corpus_words for w in content) / len(content)
         if coverage >= MIN_COVERAGE:
             weakest = min(weakest, coverage)
@@ -84,4 +88,6 @@ def check(reply: str, passages: Sequence[str], encoder_model: str = DEFAULT_MODE
             return Grounding(sentence, f"no passage supports it (similarity {similarity:.2f}, "
                                        f"words found {coverage:.0%})", similarity)
         weakest = min(weakest, similarity)
+    if passages and not checked:
+        return Grounding(reply[:120], "states nothing from the passages", 0.0)
     return Grounding(None, "every sentence is supported", weakest)
