@@ -35,7 +35,7 @@ import numpy as np
 import yaml
 
 from components.config import load_plugin_config
-from components.retrieval.answer import ABSTAIN, EXTRACTED, GROUNDED, decide
+from components.retrieval.answer import decide
 from components.retrieval.settings import RetrievalSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,7 +156,8 @@ def markdown(report: Dict[str, Any]) -> str:
                   f"- answerable, correct with the right source cited: {a['answerable_correct_with_source']}",
                   f"- partly answerable, right source and nothing invented: {a['partial_right_source_no_invention']}",
                   f"- unanswerable, abstained: {a['unanswerable_abstained']}",
-                  f"- health questions answered without a curated source: {a['health_answered_without_curated_source']}",
+                  "- health questions answered by generated text: "
+                  f"{a['health_answered_without_curated_source']}",
                   f"- outcomes: {a['outcomes']}",
                   f"- generated turns: {a['generated_turn_latency_s']}", "", "### Sample (for a person to read)", ""]
         for row in a["sample"]:

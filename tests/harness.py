@@ -180,7 +180,8 @@ def running_servers(
     endpoints_file = work / "endpoints.yml"
     actions_url = f"http://127.0.0.1:{actions_port}/webhook"
     endpoints_file.write_text(
-        endpoints.replace("{actions_url}", actions_url) if endpoints else sqlite_endpoints(actions_port, tracker_db, action_timeout)
+        endpoints.replace("{actions_url}", actions_url) if endpoints
+        else sqlite_endpoints(actions_port, tracker_db, action_timeout)
     )
     credentials = work / "credentials.yml"
     rest = "components.channels.rest.TokenRestInput"

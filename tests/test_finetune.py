@@ -162,7 +162,8 @@ async def test_whole_pipeline_with_a_tiny_model(tmp_path, tiny_base, monkeypatch
 
     # the promoted model loads through the LLM action like any configured model
     config = tmp_path / "config.yml"
-    config.write_text(config_with_generation(ROOT / "config.yml", NO_RETRIEVAL, model=report["promoted"], gguf_file=None))
+    config.write_text(
+        config_with_generation(ROOT / "config.yml", NO_RETRIEVAL, model=report["promoted"], gguf_file=None))
     monkeypatch.setenv(ENV_RASA_CONFIG, str(config))
     dispatcher = CollectingDispatcher()
     events = await ActionLLMResponse().run(dispatcher, make_tracker("why is the sky blue", "nlu_fallback"), domain)

@@ -172,7 +172,8 @@ RAILS: Dict[str, RailSpec] = {
         RailSpec("medical_claims", ONLY_OUTPUT, "diagnoses, doses or treatment claims in the reply",
                  _pattern("medical_claims"), data="lists/medical_claims.yml"),
         RailSpec("ungrounded", ONLY_OUTPUT, "a sentence of a retrieval-grounded reply that no retrieved passage "
-                 "supports (numbers, names, meaning)", _ungrounded, data="the retrieved passages + the sentence encoder",
+                 "supports (numbers, names, meaning)", _ungrounded,
+                 data="the retrieved passages + the sentence encoder",
                  default_sides=ONLY_OUTPUT),
         RailSpec("unsupported_claims", ONLY_OUTPUT, "claims about the user's account, a human persona, "
                  "invented contact details", _pattern("unsupported_claims"),
