@@ -71,6 +71,14 @@ def turns(events: List[Dict[str, Any]], trace_slot: Optional[str] = "llm_trace")
             result[-1]["llm"] = {
                 k: trace.get(k) for k in ("model", "outcome", "new_tokens", "latency_s", "tokens_per_s")
             }
+            retrieval = trace.get("retrieval") or {}
+            if retrieval:
+                best = (retrieval.get("hits") or [{}])[0]
+                result[-1]["llm"]["retrieval"] = {
+                    "mode": retrieval.get("mode"), "sources": retrieval.get("sources") or [],
+                    "best": f"{best.get('id')} {best.get('score')}" if best else None,
+                    "threshold": retrieval.get("threshold"),
+                }
             result[-1]["llm"]["output_rails"] = [
                 _describe(v) for v in RailsRecord.from_dict(trace.get("before_generation")).fired
                 + RailsRecord.from_dict(trace.get("output_rails")).fired
@@ -127,12 +135,19 @@ def main() -> int:
             print(f"    action: {action}")
         if "llm" in turn:
             llm = turn["llm"]
-            print(f"    llm: {llm['model']} {llm['outcome']} {llm['new_tokens']} tokens "
-                  f"{llm['latency_s']} s ({llm['tokens_per_s']} tok/s)")
+            retrieval = llm.get("retrieval")
+            if retrieval:
+                print(f"    retrieval: {retrieval['mode']} (best {retrieval['best']}, threshold "
+                      f"{retrieval['threshold']}); sources {retrieval['sources']}")
+            if llm["new_tokens"] is None:
+                print(f"    llm: {llm['outcome']} (the model was not asked)")
+            else:
+                print(f"    llm: {llm['model']} {llm['outcome']} {llm['new_tokens']} tokens "
+                      f"{llm['latency_s']} s ({llm['tokens_per_s']} tok/s)")
             for verdict in llm["output_rails"]:
                 print(f"    rail fired on the LLM turn: {verdict}")
         for failure in turn.get("action_failures", []):
-            print(f"    action failed (answered with the apology): {failure}")
+            print(f"    action failed (the reply below was sent instead): {failure}")
         for text in turn["bot"]:
             print(f"    bot: {text}")
     return 0

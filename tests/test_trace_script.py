@@ -1,0 +1,37 @@
+"""`make trace`: turns grouped from tracker events, with rails, retrieval and action failures."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from tests.conftest import ROOT
+
+
+def load_trace():
+    spec = importlib.util.spec_from_file_location("trace_script", ROOT / "scripts" / "trace.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_turns_show_retrieval_and_action_failures():
+    trace = load_trace()
+    events = [
+        {"event": "user", "text": "what is active recall", "parse_data": {"intent": {"name": "open_question",
+                                                                                      "confidence": 0.9}}},
+        {"event": "action", "name": "action_llm_response", "policy": "LLMResponsePolicy", "confidence": 1.0},
+        {"event": "bot", "text": "Active recall means testing yourself."},
+        {"event": "slot", "name": "llm_trace", "value": {
+            "model": "m", "outcome": "replaced:ungrounded", "new_tokens": 12, "latency_s": 1.0, "tokens_per_s": 12,
+            "retrieval": {"mode": "grounded", "threshold": 0.49, "sources": ["open_qa:38"],
+                          "hits": [{"id": "open_qa:38", "score": 0.81}]}}},
+        {"event": "user", "text": "where is my order 10002", "parse_data": {"intent": {"name": "order_status"}}},
+        {"event": "bot", "text": "Sorry, something went wrong on my side; please try again in a moment.",
+         "metadata": {"action_failure": {"action": "action_check_order_status", "cause": "HTTP 500"}}},
+    ]
+    first, second = trace.turns(events)
+    assert first["llm"]["outcome"] == "replaced:ungrounded"
+    assert first["llm"]["retrieval"] == {"mode": "grounded", "sources": ["open_qa:38"], "best": "open_qa:38 0.81",
+                                         "threshold": 0.49}
+    assert "action_failures" not in first
+    assert second["action_failures"] == ["action_check_order_status: HTTP 500"]
