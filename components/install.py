@@ -52,6 +52,7 @@ RESPONSES = {
     "utter_llm_fallback": "Sorry, I don't have a good answer to that. Could you ask in another way?",
     "utter_llm_unavailable": "Sorry, I can't answer open questions right now. Please try again later.",
     "utter_action_failed": "Sorry, something went wrong on my side; please try again in a moment.",
+    "utter_llm_dont_know": "I don't know that, and I'd rather not guess. Is there something else I can help with?",
     "utter_llm_emergency": "If you or someone else may be in danger, please call your local emergency number now "
                            "(112 / 911 / 999).",
 }

@@ -90,6 +90,10 @@ class LLMResponsePolicy(Policy):
             problems.append(f"responses {responses} of `{ON_OUTPUT_KEY}` are not in domain.yml")
         if slot and slot not in {s.name for s in domain.slots}:
             problems.append(f"trace slot {slot!r} is not in domain.yml `slots` (type: any)")
+        retrieval = self.plugin.retrieval
+        if retrieval.enabled and retrieval.dont_know_response not in domain.responses:
+            problems.append(f"response {retrieval.dont_know_response!r} (retrieval's `dont_know_response`) is "
+                            f"not in domain.yml")
         if self.plugin.action_failed_response not in domain.responses:
             logger.warning(
                 f"LLMResponsePolicy: response {self.plugin.action_failed_response!r} (answers a custom "

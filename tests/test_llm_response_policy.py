@@ -95,6 +95,7 @@ def test_trigger_intents_are_configurable(tmp_path, rasa_domain):
         ({"output_rails": ["spellcheck"]}, "'output_rails' must be a list of rails"),
         ({"on_output": {"error": "utter_x"}}, "'default' (required)"),
         ({"generation": {"temperature": 0.2}}, "`do_sample` is false"),
+        ({"retrieval": {"threshold": 2}}, "'retrieval': `threshold` must be in (0, 1)"),
     ],
 )
 def test_bad_config_is_rejected(tmp_path, overrides, fragment):
@@ -108,3 +109,10 @@ def test_training_checks_the_domain(tmp_path, rasa_domain):
     with pytest.raises(InvalidConfigException) as error:
         policy.train([], rasa_domain)
     assert "action_not_in_domain" in str(error.value) and "utter_nope" in str(error.value)
+
+
+def test_training_checks_the_dont_know_response_when_retrieval_is_on(tmp_path, rasa_domain):
+    policy, *_ = _create(tmp_path, retrieval={"enabled": True, "dont_know_response": "utter_not_there"})
+    with pytest.raises(InvalidConfigException) as error:
+        policy.train([], rasa_domain)
+    assert "utter_not_there" in str(error.value) and "dont_know_response" in str(error.value)
