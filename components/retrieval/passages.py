@@ -98,9 +98,9 @@ def _documents(folder: Path) -> List[Passage]:
         text = path.read_text("utf-8", errors="replace")
         heading = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), path.stem)
         for i, chunk in enumerate(_chunks(text)):
+            # the source is the file as the configured folder names it (knowledge/documents/x.md)
             passages.append(Passage(f"document:{path.relative_to(folder)}#{i}", heading, chunk.lstrip("# "),
-                                    str(path.relative_to(folder.parent.parent) if folder.parent.parent in path.parents
-                                        else path), "document"))
+                                    str(path), "document"))
     return passages
 
 
