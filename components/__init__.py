@@ -6,7 +6,11 @@ The route of one message, by folder:
   checked; emergencies and fired rails set the intent;
 - ``llm_response_policy`` (policy): open-ended turns go to ``action_llm_response``;
 - ``guardrails/``: every rail (registry, records, lists); ``generation/``:
-  the response model backends; ``config``: the plugin's settings, read once;
+  the response model backends; ``retrieval/``: the knowledge index and
+  grounding; ``config``: the plugin's settings, read once;
+- ``llm_action`` (action server): the LLM turn; ``action_server``: the
+  action server behind loopback and a shared secret; ``action_failure``
+  (Rasa process): a custom action that cannot run answers, never silence;
 - ``redacting_tracker_store``: what is stored; ``channels/`` and ``stores/``:
   deployment parts (REST/Slack/Telegram, the Redis lock store).
 
