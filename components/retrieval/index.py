@@ -131,21 +131,40 @@ class KnowledgeIndex:
             return None
 
 
-_INDEXES: Dict[Tuple[str, str, str, str], KnowledgeIndex] = {}
+_INDEXES: Dict[Tuple[object, ...], KnowledgeIndex] = {}
 _LOCK = threading.Lock()
+
+
+def _stamp(knowledge: Path, documents: Path) -> Tuple[Tuple[str, int, int], ...]:
+    """Name, size and modification time of every knowledge file: cheap to read each
+    turn, and it changes whenever a file does (then the passages are read again)."""
+    files = [p for p in knowledge.glob("*") if p.suffix in (".yml", ".yaml", ".json")]
+    if documents.is_dir():
+        files += [p for p in documents.rglob("*") if p.suffix.lower() in (".md", ".txt")]
+    stamps = []
+    for path in sorted(files):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        stamps.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(stamps)
 
 
 def load_index(knowledge: Path, documents: Path, folder: Path = DEFAULT_DIR,
                encoder_model: str = DEFAULT_MODEL) -> KnowledgeIndex:
     """The process-wide index of ``knowledge`` + ``documents``: read from ``folder``,
     or built (and saved) when missing or when the knowledge changed."""
-    passages = load_passages(knowledge, documents)
-    digest = fingerprint(passages)
-    key = (str(knowledge.resolve()), str(documents.resolve()), digest, encoder_model)
+    key = (str(knowledge.resolve()), str(documents.resolve()), encoder_model, _stamp(knowledge, documents))
+    index = _INDEXES.get(key)
+    if index is not None:
+        return index
     with _LOCK:
         index = _INDEXES.get(key)
         if index is not None:
             return index
+        passages = load_passages(knowledge, documents)
+        digest = fingerprint(passages)
         index = KnowledgeIndex.read(folder, digest, encoder_model)
         if index is None:
             start = time.perf_counter()
@@ -156,5 +175,6 @@ def load_index(knowledge: Path, documents: Path, folder: Path = DEFAULT_DIR,
                 logger.warning(f"Knowledge index built but not saved to {folder}: {error}")
             logger.info(f"Knowledge index built: {len(passages)} passages in {time.perf_counter() - start:.1f} s "
                         f"(the knowledge changed or {folder} was empty).")
+        _INDEXES.clear()  # an older version of the knowledge is not needed any more
         _INDEXES[key] = index
         return index
