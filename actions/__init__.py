@@ -1,4 +1,5 @@
-"""Custom actions for the assistant, served by ``rasa run actions --actions actions``.
+"""Custom actions for the assistant, served by ``python -m components.action_server``
+(rasa-sdk's server on loopback behind a shared secret; ``make actions``).
 
 The package is imported by the rasa-sdk action server, which registers every
 ``Action`` subclass it finds in the submodules. Importing it does no work: the
