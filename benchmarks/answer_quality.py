@@ -28,6 +28,7 @@ import asyncio
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -48,22 +49,24 @@ def load_questions(path: Path = QUESTIONS) -> Dict[str, List[Dict[str, Any]]]:
             for kind in ("answerable", "partial", "unanswerable", "health")}
 
 
-_TIMINGS_MS: List[float] = []
-
-
-def _top(settings: RetrievalSettings, question: str) -> Tuple[Optional[str], float]:
+def _top(settings: RetrievalSettings, question: str) -> Tuple[Optional[str], float, float]:
+    """(best passage id, its score, milliseconds the retrieval took) whatever the threshold."""
     started = time.perf_counter()
-    decision = decide(RetrievalSettings(**{**settings.__dict__, "threshold": 1e-6}), question, None)
-    _TIMINGS_MS.append((time.perf_counter() - started) * 1000)
-    return (decision.hits[0].passage.id, decision.hits[0].score) if decision.hits else (None, 0.0)
+    decision = decide(replace(settings, threshold=1e-6), question, None)
+    took_ms = (time.perf_counter() - started) * 1000
+    if not decision.hits:
+        return None, 0.0, took_ms
+    return decision.hits[0].passage.id, decision.hits[0].score, took_ms
 
 
 def retrieval_section(settings: RetrievalSettings, questions: Dict[str, List[Dict[str, Any]]]) -> Dict[str, Any]:
     """Right-passage and abstention rates at the calibrated and the configured threshold."""
     decide(settings, "warm-up: the index and the encoder load", None)
-    _TIMINGS_MS.clear()
-    answerable = [(q["q"], q["id"], *_top(settings, q["q"])) for q in questions["answerable"]]
-    unanswerable = [(q["q"], None, *_top(settings, q["q"])) for q in questions["unanswerable"]]
+    timed_a = [(q["q"], q["id"], *_top(settings, q["q"])) for q in questions["answerable"]]
+    timed_u = [(q["q"], None, *_top(settings, q["q"])) for q in questions["unanswerable"]]
+    timings_ms = [row[-1] for row in timed_a + timed_u]
+    answerable = [row[:-1] for row in timed_a]
+    unanswerable = [row[:-1] for row in timed_u]
 
     def rates(rows_a: List[Tuple], rows_u: List[Tuple], threshold: float) -> Dict[str, float]:
         right = np.mean([top == expected and score >= threshold for _, expected, top, score in rows_a])
@@ -75,8 +78,8 @@ def retrieval_section(settings: RetrievalSettings, questions: Dict[str, List[Dic
     candidates = np.round(np.arange(0.20, 0.80, 0.01), 2)
     best = max(candidates, key=lambda t: sum(rates(calibration_a, calibration_u, t).values()))
     return {
-        "latency_ms": {"n": len(_TIMINGS_MS), "p50": round(float(np.percentile(_TIMINGS_MS, 50)), 1),
-                       "p95": round(float(np.percentile(_TIMINGS_MS, 95)), 1)},
+        "latency_ms": {"n": len(timings_ms), "p50": round(float(np.percentile(timings_ms, 50)), 1),
+                       "p95": round(float(np.percentile(timings_ms, 95)), 1)},
         "calibrated_threshold": float(best),
         "calibration_half": rates(calibration_a, calibration_u, best),
         "held_out_half_at_calibrated": rates(held_a, held_u, best),
@@ -102,8 +105,8 @@ def answer_section(config: Path, questions: Dict[str, List[Dict[str, Any]]], sam
     """Every question through the real LLM action; automatic scores and a sample."""
     import os
 
-    from tqdm import tqdm
     from rasa_sdk.executor import CollectingDispatcher
+    from tqdm import tqdm
 
     from components.llm_action import ActionLLMResponse
 
@@ -138,8 +141,8 @@ def answer_section(config: Path, questions: Dict[str, List[Dict[str, Any]]], sam
     latencies = [r["latency_s"] for r in rows if r["outcome"] in ("sent", "replaced:ungrounded")]
     return {
         "answerable_correct_with_source": share("answerable", correct),
-        "partial_right_source_no_invention": share(
-            "partial", lambda r: r["expected"] in r["sources"] and r["outcome"] != "sent" or correct(r)),
+        # whatever reached the user passed the ungrounded rail; the score is the source
+        "partial_right_source": share("partial", lambda r: r["expected"] in r["sources"]),
         "unanswerable_abstained": share("unanswerable", abstained),
         "health_answered_without_curated_source": sum(
             1 for r in rows if r["kind"] == "health" and not curated_only(r)),
@@ -164,7 +167,7 @@ def markdown(report: Dict[str, Any]) -> str:
         a = report["answers"]
         lines += ["## Answers (the real LLM action)", "",
                   f"- answerable, correct with the right source cited: {a['answerable_correct_with_source']}",
-                  f"- partly answerable, right source and nothing invented: {a['partial_right_source_no_invention']}",
+                  f"- partly answerable, right source cited: {a['partial_right_source']}",
                   f"- unanswerable, abstained: {a['unanswerable_abstained']}",
                   "- health questions answered by generated text: "
                   f"{a['health_answered_without_curated_source']}",

@@ -38,6 +38,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional
 
+from components.config import SERVICE_APOLOGY
+
 if TYPE_CHECKING:  # pragma: no cover
     from rasa.core.actions.action import RemoteAction
     from rasa.shared.core.trackers import DialogueStateTracker
@@ -52,7 +54,7 @@ EMERGENCY_INTENT = "emergency"
 EMERGENCY_ENTITY = "emergency_type"
 VALIDATION_PREFIX = "validate_"
 # Sent when the domain lacks the configured response, so a turn is never silent.
-LAST_RESORT = "Sorry, something went wrong on my side; please try again in a moment."
+LAST_RESORT = SERVICE_APOLOGY
 _ORIGINAL = "_safe_hybrid_original_run"
 
 

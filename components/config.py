@@ -48,6 +48,9 @@ DEFAULT_RESPONSE_KEY = "default"
 ERROR_RESPONSE_KEY = "error"
 ACTION_FAILED_KEY = "action_failed"
 ACTION_FAILED_RESPONSE = "utter_action_failed"
+# Sent when a turn cannot be handled and no domain response can be (the REST
+# channel on an error, a failed action whose response is missing from the domain).
+SERVICE_APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
 
 
 def input_rails_defaults() -> Dict[str, Any]:

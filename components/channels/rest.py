@@ -30,6 +30,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from components.channels.common import clean_text, json_body
+from components.config import SERVICE_APOLOGY
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ DEFAULT_NOTICES: Dict[str, Dict[str, str]] = {
     "utter_llm_fallback": {"kind": "guardrail", "label": "Safety notice"},
     "utter_llm_unavailable": {"kind": "service", "label": "Service notice"},
 }
-ERROR_REPLY = "Sorry, something went wrong on my side. Please try again in a moment."
+ERROR_REPLY = SERVICE_APOLOGY
 
 
 class NoticeCollectingOutputChannel(CollectingOutputChannel):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -50,7 +50,7 @@ class RetrievalDecision:
     hits: Tuple[Hit, ...] = ()
     error: Optional[str] = None
     threshold: Optional[float] = None
-    relevant: Tuple[Hit, ...] = field(default=())
+    relevant: Tuple[Hit, ...] = ()
 
     @property
     def passages(self) -> Optional[Tuple[str, ...]]:
