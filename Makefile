@@ -24,7 +24,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install setup index train-guards services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-service test-stories test-e2e eval bench soak eval-rails finetune trace clean
+.PHONY: help install llama-wheel setup index train-guards services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-service test-stories test-e2e eval bench soak eval-rails finetune trace clean
 
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -33,12 +33,27 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: no Python 3.10 found" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==24.2
-	$(BIN)/pip install --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	@$(MAKE) --no-print-directory llama-wheel
+	$(BIN)/pip install --disable-pip-version-check --find-links .cache/wheels -r requirements-dev.txt -c constraints.txt
 	$(BIN)/pip check
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
 install: $(STAMP) ## Create .venv with Python 3.10 and install the pinned dependencies
+
+# llama-cpp-python is a source distribution: built once (llama.cpp's library only,
+# no multimodal part), kept in .cache/wheels for .venv and .venv-llm alike.
+LLAMA_CPP_PYTHON := llama-cpp-python==0.3.16
+LLAMA_WHEEL := .cache/wheels/.built-$(LLAMA_CPP_PYTHON)
+
+$(LLAMA_WHEEL):
+	@mkdir -p .cache/wheels
+	@echo "building $(LLAMA_CPP_PYTHON) once (about 3 minutes on 2 cores) into .cache/wheels"
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip wheel --disable-pip-version-check \
+		--no-deps --find-links .cache/wheels -w .cache/wheels $(LLAMA_CPP_PYTHON)
+	@touch $@
+
+llama-wheel: $(LLAMA_WHEEL)
 
 $(MODEL_FILE):
 	$(BIN)/python scripts/fetch_model.py smollm2
@@ -108,12 +123,11 @@ eval: train ## Evaluation report (minutes): results/eval/report.md, report.json,
 	$(BIN)/python -m benchmarks.evaluate --out results/eval $(EVAL_ARGS)
 
 
-$(LLM_STAMP): requirements-llm-server.txt constraints-llm-server.txt
+$(LLM_STAMP): requirements-llm-server.txt constraints-llm-server.txt $(STAMP)
 	@test -n "$(PYTHON)" || { echo "error: no Python 3.10 found" >&2; exit 1; }
 	@test -x $(LLM_VENV)/bin/python || $(PYTHON) -m venv $(LLM_VENV)
 	$(LLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check pip==24.2
-	@mkdir -p .cache/wheels
-	$(LLM_VENV)/bin/pip wheel --disable-pip-version-check --no-deps --find-links .cache/wheels -w .cache/wheels llama-cpp-python==0.3.16
+	@$(MAKE) --no-print-directory llama-wheel
 	$(LLM_VENV)/bin/pip install --disable-pip-version-check --find-links .cache/wheels -r requirements-llm-server.txt -c constraints-llm-server.txt
 	$(LLM_VENV)/bin/pip check
 	@rm -f $(LLM_VENV)/.installed-*

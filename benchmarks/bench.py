@@ -6,9 +6,9 @@ Measured side by side in one run, printed as a table and saved as JSON:
   concurrent conversations, for this project and for a plain-Rasa baseline
   (same NLU, no LLM policy, no rails, no emergency detector);
 - the same at 10 conversations while LLM turns run concurrently;
-- LLM turns: time to full reply and tokens/s of the transformers backend, and
-  of llama.cpp (``llama-cpp-python``) on the same GGUF file when it is
-  installed;
+- LLM generation per backend on the same GGUF file, prompts and 2 threads:
+  tokens/s, time to first token and reply time of the in-process
+  ``transformers`` and ``llama_cpp`` backends and of llama.cpp's server;
 - rail latency per turn, server memory with the model loaded, ``rasa train``
   wall time, cold start to the first answer.
 
@@ -117,38 +117,62 @@ def rss_mb(pid: int) -> float:
     return round(sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 1e6, 1)
 
 
-def llm_speed(n_prompts: int) -> Dict[str, Any]:
-    """Tokens/s of the transformers backend and, if installed, of llama.cpp on the same GGUF."""
-    from components.generation import get_generator
-    from components.config import load_plugin_config
-    from components.generation import build_messages
-
-    settings = load_plugin_config(ROOT / "config.yml").generation
-    generator = get_generator(settings)
-    runs = [generator.generate([], p) for p in LLM_PROMPTS[:n_prompts]]
+def _speed(generator: Any, prompts: List[str]) -> Dict[str, Any]:
+    """Tokens/s, mean reply time and time to first token of one generator over ``prompts``."""
+    generator.generate([], prompts[0])  # warm-up: first-call allocations are not speed
+    runs = [generator.generate([], p) for p in prompts]
     tokens = sum(r.new_tokens for r in runs)
     seconds = sum(r.latency_s for r in runs)
-    result: Dict[str, Any] = {"transformers": {"tokens_per_s": round(tokens / seconds, 2),
-                                               "reply_s_mean": round(seconds / len(runs), 2)}}
-    try:
-        from llama_cpp import Llama
-    except ImportError:
-        result["llama_cpp"] = "not installed (pip install llama-cpp-python builds it from source)"
-        return result
-    gguf = ROOT / settings.model / str(settings.options.gguf_file)
-    threads = torch_threads()
-    llm = Llama(model_path=str(gguf), n_ctx=1024, n_threads=threads, verbose=False, seed=0)
-    tokens = seconds = 0.0
-    for prompt in LLM_PROMPTS[:n_prompts]:
-        messages = build_messages(settings, [], prompt)
-        start = time.perf_counter()
-        out = llm.create_chat_completion(messages=messages, max_tokens=settings.max_new_tokens, temperature=0.0,
-                                         repeat_penalty=settings.repetition_penalty, stop=list(settings.stop_tokens))
-        seconds += time.perf_counter() - start
-        tokens += out["usage"]["completion_tokens"]
-    result["llama_cpp"] = {"tokens_per_s": round(tokens / seconds, 2), "reply_s_mean": round(seconds / n_prompts, 2),
-                           "threads": threads}
-    result["transformers_vs_llama_cpp"] = round(result["transformers"]["tokens_per_s"] / result["llama_cpp"]["tokens_per_s"], 3)
+    one = [_first_token_s(generator, p) for p in prompts]
+    return {"tokens_per_s": round(tokens / seconds, 2), "reply_s_mean": round(seconds / len(runs), 2),
+            "time_to_first_token_s": round(statistics.median(one), 3), "replies": [r.text for r in runs[:2]]}
+
+
+def _first_token_s(generator: Any, prompt: str) -> float:
+    """Time to the first token: a generation limited to one new token (prompt processing + one step)."""
+    from components.generation import get_generator
+
+    one = get_generator(generator.settings.with_overrides(max_new_tokens=1))
+    return one.generate([], prompt).latency_s
+
+
+def llm_speed(n_prompts: int) -> Dict[str, Any]:
+    """Each backend on the same GGUF, prompts, greedy decoding and thread count, side by side.
+
+    ``transformers`` and ``llama_cpp`` run in this process through the project's own
+    generators (the same code the action server runs); ``llama_cpp_server`` is
+    llama.cpp's OpenAI-compatible server (``.venv-llm``, 2 threads) reached by the
+    ``openai`` backend over loopback, when that venv exists.
+    """
+    from components.config import load_plugin_config
+    from components.generation import get_generator
+
+    settings = load_plugin_config(ROOT / "config.yml").generation
+    prompts = LLM_PROMPTS[:n_prompts]
+    threads = 2
+    gguf = {"model": settings.model, "gguf_file": settings.options.gguf_file}
+    candidates = {
+        "transformers": settings.with_overrides(backend="transformers", torch_threads=threads, **gguf),
+        "llama_cpp": settings.with_overrides(backend="llama_cpp", n_threads=threads, **gguf),
+    }
+    result: Dict[str, Any] = {"default": settings.backend, "threads": threads}
+    for name, candidate in candidates.items():
+        try:
+            result[name] = _speed(get_generator(candidate), prompts)
+        except RuntimeError as error:  # llama-cpp-python not installed, say
+            result[name] = f"not measured: {error}"
+    from tests.harness import LLM_PYTHON, MODEL_ALIAS, running_llm_server
+
+    if LLM_PYTHON.exists():
+        with tempfile.TemporaryDirectory() as tmp, running_llm_server(Path(tmp)) as server:
+            remote = settings.with_overrides(backend="openai", base_url=server.base_url, model=MODEL_ALIAS)
+            result["llama_cpp_server"] = _speed(get_generator(remote), prompts)
+    else:
+        result["llama_cpp_server"] = "not measured: run `make llm-server-env`"
+    speeds = {k: v["tokens_per_s"] for k, v in result.items() if isinstance(v, dict)}
+    if "llama_cpp" in speeds:
+        result["ratios"] = {f"{k}_vs_llama_cpp": round(v / speeds["llama_cpp"], 3) for k, v in speeds.items()
+                            if k != "llama_cpp"}
     return result
 
 
@@ -232,8 +256,10 @@ def table(report: Dict[str, Any]) -> str:
     extra = [
         "",
         f"p50 ratio project/baseline: {report['p50_ratio_project_vs_baseline']}",
-        f"LLM transformers: {llm['transformers']['tokens_per_s']} tok/s, {llm['transformers']['reply_s_mean']} s per reply",
-        f"LLM llama.cpp: {llm['llama_cpp']}",
+        *[f"LLM {name}: " + (f"{v['tokens_per_s']} tok/s, first token {v['time_to_first_token_s']} s, "
+                             f"{v['reply_s_mean']} s per reply" if isinstance(v, dict) else str(v))
+          for name, v in llm.items() if name in ("transformers", "llama_cpp", "llama_cpp_server")],
+        f"LLM ratios (tokens/s): {llm.get('ratios')}; default backend: {llm['default']}",
         f"rails per turn: median {report['rails']['median_ms']} ms, p99 {report['rails']['p99_ms']} ms",
         f"rasa train: {report['rasa_train_s']} s",
         f"cold start to first answer: project {report['project']['cold_start_to_first_answer_s']} s, "

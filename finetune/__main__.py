@@ -66,8 +66,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     started = time.perf_counter()
     plugin = load_plugin_config(args.config)
     settings = plugin.generation
-    if settings.backend != "transformers" and not args.base_model:
-        raise InvalidConfigException("generation.backend is not transformers: pass --base-model to tune locally.")
+    if settings.backend == "openai" and not args.base_model:
+        raise InvalidConfigException("generation.backend is openai (a remote model): pass --base-model to tune "
+                                     "locally.")
     overrides: Dict[str, Any] = {"backend": "transformers"}
     if args.base_model:
         overrides["model"] = args.base_model
@@ -117,7 +118,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "wall_s": None,
     }
     if ok:
-        target, lines = promote.promote(model, tokenizer, args.models_dir, args.name, report, root=ROOT)
+        base_gguf = Path(settings.model) / settings.options.gguf_file if settings.options.gguf_file else None
+        target, lines = promote.promote(model, tokenizer, args.models_dir, args.name, report, root=ROOT,
+                                        vocab_from=base_gguf)
         report["promoted"] = str(target)
         report["config_lines"] = lines
     report["wall_s"] = round(time.perf_counter() - started, 1)

@@ -1,5 +1,6 @@
-"""Loads the response model configured in config.yml once, so that GGUF
-weights are converted and cached before the first conversation needs them.
+"""Loads the response model configured in config.yml once: the transformers
+backend converts GGUF weights and caches them before the first conversation
+needs them; the llama_cpp backend checks that llama.cpp reads the file.
 
 Usage: python scripts/warm_model.py [--config config.yml]
 """
@@ -25,15 +26,15 @@ def main() -> int:
     from rasa.shared.exceptions import InvalidConfigException
 
     from components.config import load_plugin_config
-    from components.generation.transformers_backend import load_model
+    from components.generation import get_generator
 
     try:
         settings = load_plugin_config(args.config).generation
-        if settings.backend != "transformers":
+        if settings.backend == "openai":
             print(f"response model served remotely ({settings.model_id}): nothing to load")
             return 0
         start = time.perf_counter()
-        load_model(settings)
+        get_generator(settings)
     except (InvalidConfigException, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

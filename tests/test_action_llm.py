@@ -169,7 +169,8 @@ async def test_tiny_real_model_end_to_end_through_the_rails(tmp_path, monkeypatc
     garbage every run): the degenerate rail catches it and the user gets the fallback."""
     model_dir = build_tiny_model(tmp_path / "tiny")
     (tmp_path / "config.yml").write_text(
-        config_with_generation(ROOT / "config.yml", NO_RETRIEVAL, model=str(model_dir), gguf_file=None))
+        config_with_generation(ROOT / "config.yml", NO_RETRIEVAL, backend="transformers", model=str(model_dir),
+                               gguf_file=None))
     monkeypatch.setenv(ENV_RASA_CONFIG, str(tmp_path / "config.yml"))
     messages, events = await _run(_tracker("why is the sky blue"), domain)
     trace = events[0]["value"]

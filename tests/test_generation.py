@@ -34,7 +34,7 @@ def tiny_model_dir(tmp_path_factory):
          "`base_url` is an option of the openai backend, but `backend` is transformers"),
         ({"backend": "openai", "base_url": "http://127.0.0.1:8000/v1", "gguf_file": "x.gguf"},
          "`gguf_file` is an option of the transformers backend, but `backend` is openai"),
-        ({"backend": "vllm"}, "`backend` must be one of ['transformers', 'openai']"),
+        ({"backend": "vllm"}, "`backend` must be one of ['transformers', 'llama_cpp', 'openai']"),
     ],
 )
 def test_bad_generation_settings_say_what_to_change(config, fragment):

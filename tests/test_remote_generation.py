@@ -54,7 +54,7 @@ def llm_server(tmp_path_factory):
 @pytest.mark.parametrize(
     "config, fragment",
     [
-        ({"backend": "vllm"}, "`backend` must be one of ['transformers', 'openai']"),
+        ({"backend": "vllm"}, "`backend` must be one of ['transformers', 'llama_cpp', 'openai']"),
         ({"backend": "openai"}, "`backend: openai` needs `base_url`"),
         ({"backend": "openai", "base_url": "localhost:8000"}, "`backend: openai` needs `base_url`"),
         ({"base_url": "http://127.0.0.1:8000/v1"}, "`base_url` is an option of the openai backend"),

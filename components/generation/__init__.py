@@ -4,8 +4,8 @@
   keys are rejected);
 - ``prompt``: the messages sent to the model and the reply post-processing;
 - ``base``: the ``Generation`` result and the ``Generator`` protocol;
-- ``transformers_backend`` (in-process, default) and ``openai_backend`` (any
-  OpenAI-compatible chat server);
+- ``transformers_backend`` and ``llama_cpp_backend`` (in-process) and
+  ``openai_backend`` (any OpenAI-compatible chat server);
 - ``factory``: ``get_generator``, one loaded model per process.
 
 Nothing here imports Rasa's graph classes, ``torch`` or ``transformers`` at
@@ -18,11 +18,12 @@ from components.generation.prompt import DEFAULT_SYSTEM_PROMPT, build_messages, 
 from components.generation.settings import (
     BACKENDS,
     GenerationSettings,
+    LlamaCppOptions,
     OpenAIOptions,
     TransformersOptions,
 )
 
 __all__ = [
     "BACKENDS", "DEFAULT_SYSTEM_PROMPT", "Generation", "GenerationSettings", "Generator",
-    "OpenAIOptions", "TransformersOptions", "build_messages", "get_generator", "postprocess",
+    "LlamaCppOptions", "OpenAIOptions", "TransformersOptions", "build_messages", "get_generator", "postprocess",
 ]

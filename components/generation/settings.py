@@ -26,6 +26,7 @@ DEFAULT_SYSTEM_PROMPT = (
 
 TRANSFORMERS = "transformers"
 OPENAI = "openai"
+LLAMA_CPP = "llama_cpp"
 
 
 def _fail(message: str) -> None:
@@ -46,18 +47,58 @@ class TransformersOptions:
         revision: model revision (branch, tag or commit) for hub models.
         cache_dir: where converted GGUF weights are kept (relative: to the working folder).
         torch_threads: CPU threads for torch (0: torch's default).
+        dtype: ``float32`` (default, what fine-tuning trains in) or ``bfloat16``
+            (1.5x faster generation on CPUs with bfloat16 instructions; measured
+            in docs/generation.md).
     """
 
     gguf_file: Optional[str] = None
     revision: Optional[str] = None
     cache_dir: str = ".cache/converted"
     torch_threads: int = 0
+    dtype: str = "float32"
 
     def validate(self) -> None:
         """Checks each field."""
         _non_negative_int("torch_threads", self.torch_threads)
+        if self.dtype not in ("float32", "bfloat16"):
+            _fail(f"`dtype` must be float32 or bfloat16, got {self.dtype!r}.")
         if self.gguf_file is not None and (not isinstance(self.gguf_file, str) or not self.gguf_file.strip()):
             _fail(f"`gguf_file` must be a file name inside `model` or null, got {self.gguf_file!r}.")
+
+
+@dataclass(frozen=True)
+class LlamaCppOptions:
+    """Options of the in-process ``llama_cpp`` backend (llama-cpp-python on a GGUF file).
+
+    Attributes:
+        gguf_file: the GGUF file inside ``model`` (a folder); required.
+        n_threads: CPU threads for generation (0: as many as the machine has, at most 4).
+        n_ctx: context window in tokens (prompt + reply).
+        n_batch: tokens evaluated per step while reading the prompt.
+        seed: sampling seed (only used with ``do_sample``).
+    """
+
+    gguf_file: Optional[str] = None
+    n_threads: int = 0
+    n_ctx: int = 2048
+    n_batch: int = 256
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Checks each field."""
+        if not isinstance(self.gguf_file, str) or not self.gguf_file.strip().endswith(".gguf"):
+            _fail(
+                "`backend: llama_cpp` needs `gguf_file`, the name of a .gguf file inside `model` "
+                f"(a folder), got {self.gguf_file!r}."
+            )
+        for name in ("n_threads", "seed"):
+            _non_negative_int(name, getattr(self, name))
+        for name, low, high in (("n_ctx", 256, 32768), ("n_batch", 8, 4096)):
+            value = getattr(self, name)
+            _non_negative_int(name, value)
+            if not low <= value <= high:
+                _fail(f"`{name}` must be between {low} and {high}, got {value}.")
 
 
 @dataclass(frozen=True)
@@ -100,8 +141,10 @@ class OpenAIOptions:
             )
 
 
-BackendOptions = Union[TransformersOptions, OpenAIOptions]
-OPTIONS: Dict[str, Type[Any]] = {TRANSFORMERS: TransformersOptions, OPENAI: OpenAIOptions}
+BackendOptions = Union[TransformersOptions, LlamaCppOptions, OpenAIOptions]
+OPTIONS: Dict[str, Type[Any]] = {
+    TRANSFORMERS: TransformersOptions, LLAMA_CPP: LlamaCppOptions, OPENAI: OpenAIOptions,
+}
 BACKENDS = tuple(OPTIONS)
 
 
@@ -110,7 +153,8 @@ class GenerationSettings:
     """Validated generation settings (the ``generation`` block of the policy's config).
 
     Attributes:
-        backend: ``transformers`` (in-process) or ``openai`` (a remote server).
+        backend: ``transformers`` or ``llama_cpp`` (in-process), or ``openai`` (a
+            remote server).
         model: Hugging Face model id or local folder; with ``openai``, the model
             name the server is asked for.
         system_prompt: persona and scope of the assistant.
@@ -204,7 +248,8 @@ class GenerationSettings:
         if isinstance(self.options, OpenAIOptions):
             return f"{str(self.options.base_url).rstrip('/')} {self.model}"
         gguf = self.options.gguf_file
-        return f"{self.model}/{gguf}" if gguf else self.model
+        name = f"{self.model}/{gguf}" if gguf else self.model
+        return f"{name} (llama.cpp)" if isinstance(self.options, LlamaCppOptions) else name
 
     def as_dict(self) -> Dict[str, Any]:
         """The flat config dict these settings were built from (for persisting)."""
@@ -216,6 +261,8 @@ class GenerationSettings:
     def with_overrides(self, **overrides: Any) -> GenerationSettings:
         """New validated settings with some keys changed (``backend`` switches option sets)."""
         data = self.as_dict()
-        if overrides.get("backend", self.backend) != self.backend:
-            data = {k: v for k, v in data.items() if k not in asdict(self.options)}
+        backend = overrides.get("backend", self.backend)
+        if backend in OPTIONS and backend != self.backend:  # keep the options both backends have
+            kept = {f.name for f in fields(OPTIONS[backend])}
+            data = {k: v for k, v in data.items() if k not in asdict(self.options) or k in kept}
         return GenerationSettings.from_config({**data, **overrides})

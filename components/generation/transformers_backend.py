@@ -117,12 +117,13 @@ def load_model(settings: GenerationSettings) -> Tuple[Any, Any]:
     if options.torch_threads:
         torch.set_num_threads(options.torch_threads)
     source = _resolve(settings.model)
+    dtype = getattr(torch, options.dtype)
     start = time.perf_counter()
     try:
         if options.gguf_file:
             cached = _gguf_cache_dir(options, source)
             if (cached / "config.json").exists():
-                model = AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32)
+                model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
                 tokenizer = AutoTokenizer.from_pretrained(cached)
                 logger.info(f"Loaded {settings.model_id} from {cached} in {time.perf_counter() - start:.1f} s.")
             else:
@@ -139,10 +140,11 @@ def load_model(settings: GenerationSettings) -> Tuple[Any, Any]:
                 tokenizer.save_pretrained(partial)
                 shutil.rmtree(cached, ignore_errors=True)
                 partial.rename(cached)
+                model = model.to(dtype)
                 logger.info(f"Converted and cached {settings.model_id} in {time.perf_counter() - start:.1f} s.")
         else:
             tokenizer = AutoTokenizer.from_pretrained(source, revision=options.revision)
-            model = AutoModelForCausalLM.from_pretrained(source, revision=options.revision, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(source, revision=options.revision, dtype=dtype)
             logger.info(f"Loaded {settings.model_id} in {time.perf_counter() - start:.1f} s.")
     except (OSError, ValueError) as error:
         raise RuntimeError(
