@@ -43,14 +43,21 @@ install: $(STAMP) ## Create .venv with Python 3.10 and install the pinned depend
 
 # llama-cpp-python is a source distribution: built once (llama.cpp's library only,
 # no multimodal part), kept in .cache/wheels for .venv and .venv-llm alike.
+# The source distribution stays there too: `make finetune` takes llama.cpp's GGUF converter from it.
 LLAMA_CPP_PYTHON := llama-cpp-python==0.3.16
+LLAMA_SDIST := .cache/wheels/llama_cpp_python-0.3.16.tar.gz
+LLAMA_SDIST_SHA256 := 34ed0f9bd9431af045bb63d9324ae620ad0536653740e9bb163a2e1fcb973be6
 LLAMA_WHEEL := .cache/wheels/.built-$(LLAMA_CPP_PYTHON)
 
 $(LLAMA_WHEEL):
 	@mkdir -p .cache/wheels
+	@test -f $(LLAMA_SDIST) || $(BIN)/pip download --disable-pip-version-check --no-deps --no-binary :all: \
+		-d .cache/wheels $(LLAMA_CPP_PYTHON)
+	@echo "$(LLAMA_SDIST_SHA256)  $(LLAMA_SDIST)" | sha256sum -c --quiet - || \
+		{ echo "error: $(LLAMA_SDIST) does not have the recorded sha256; remove it and run again" >&2; exit 1; }
 	@echo "building $(LLAMA_CPP_PYTHON) once (about 3 minutes on 2 cores) into .cache/wheels"
 	CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip wheel --disable-pip-version-check \
-		--no-deps --find-links .cache/wheels -w .cache/wheels $(LLAMA_CPP_PYTHON)
+		--no-deps --find-links .cache/wheels -w .cache/wheels $(LLAMA_SDIST)
 	@touch $@
 
 llama-wheel: $(LLAMA_WHEEL)
@@ -140,16 +147,7 @@ llm-server: $(LLM_STAMP) $(MODEL_FILE) ## Serve the default GGUF over an OpenAI-
 		$(LLM_VENV)/bin/python -m llama_cpp.server --model $(MODEL_FILE) --model_alias smollm2 \
 		--host 127.0.0.1 --port $(LLM_PORT) --n_ctx 2048 --n_threads 2
 
-BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements-bench.txt | sha256sum | cut -c1-12)
-
-$(BENCH_STAMP): requirements-bench.txt $(STAMP)
-	@mkdir -p .cache/wheels
-	$(BIN)/pip wheel --no-deps --find-links .cache/wheels -w .cache/wheels -r requirements-bench.txt
-	$(BIN)/pip install --find-links .cache/wheels -r requirements-bench.txt -c constraints.txt
-	$(BIN)/pip check
-	@touch $@
-
-bench: train $(BENCH_STAMP) ## Latency, throughput and cost side by side: results/bench.json + a table
+bench: train llm-server-env ## Latency, throughput and cost side by side: results/bench.json + a table
 	$(BIN)/python -m benchmarks.bench --json results/bench.json $(BENCH_ARGS)
 
 soak: train services ## Soak: 50 concurrent conversations x 20 turns over REST, SQLite and PostgreSQL+Redis; results/soak/

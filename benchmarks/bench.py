@@ -6,6 +6,9 @@ Measured side by side in one run, printed as a table and saved as JSON:
   concurrent conversations, for this project and for a plain-Rasa baseline
   (same NLU, no LLM policy, no rails, no emergency detector);
 - the same at 10 conversations while LLM turns run concurrently;
+- LLM turns over REST (grounded answers and small talk) at 1 and 10
+  concurrent conversations: p50/p95 of all and of generated turns, and each
+  turn's outcome from the LLM trace (sent, replaced, extracted, abstained, busy);
 - LLM generation per backend on the same GGUF file, prompts and 2 threads:
   tokens/s, time to first token and reply time of the in-process
   ``transformers`` and ``llama_cpp`` backends and of llama.cpp's server;
@@ -84,6 +87,66 @@ def intent_latency(servers: Servers, levels: List[int], per_level: int, tag: str
     return {str(c): asyncio.run(_load(servers.rasa_url, c, max(per_level, 2 * c), f"{tag}-{c}")) for c in levels}
 
 
+# Questions the knowledge answers with a generated reply (grounded generation, the usual
+# LLM turn now that unanswerable ones abstain without the model) and small talk.
+LLM_TURN_PROMPTS = ["what is active recall", "explain gravity", "what is democracy", "hello, how are you today?",
+                    "what does recursion mean in programming", "tell me something nice"]
+
+
+def _llm_outcomes(servers: Servers, sender: str) -> List[str]:
+    """Per user turn of one conversation, the LLM action's outcome (from its trace slot event),
+    or ``not_llm`` when the turn was routed elsewhere."""
+    outcomes: List[str] = []
+    for event in servers.tracker(sender).get("events") or []:
+        if event.get("event") == "user":
+            outcomes.append("not_llm")
+        elif event.get("event") == "slot" and event.get("name") == "llm_trace" and event.get("value") and outcomes:
+            outcomes[-1] = str(event["value"].get("outcome"))
+    return outcomes
+
+
+def llm_turn_latency(servers: Servers, levels: List[int], turns_per_conversation: int = 3) -> Dict[str, Any]:
+    """LLM turns over REST at each concurrency level: p50/p95 of every turn and of the turns
+    the model generated for, and the outcomes (sent, replaced, extracted, abstained, busy)."""
+    result: Dict[str, Any] = {}
+    for level in levels:
+        took: Dict[str, List[float]] = {}
+        lock = threading.Lock()
+
+        def client(n: int) -> None:
+            sender = f"bench-llmturn-{level}-{n}"
+            for i in range(turns_per_conversation):
+                start = time.perf_counter()
+                servers.texts(sender, LLM_TURN_PROMPTS[(n + i) % len(LLM_TURN_PROMPTS)])
+                with lock:
+                    took.setdefault(sender, []).append(time.perf_counter() - start)
+
+        threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(level)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=MAX_RUN_S)
+        every: List[float] = []
+        generated: List[float] = []
+        outcomes: Dict[str, int] = {}
+        for sender, latencies in took.items():
+            for latency, outcome in zip(latencies, _llm_outcomes(servers, sender)):
+                every.append(latency)
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                if outcome == "sent" or outcome.startswith("replaced"):
+                    generated.append(latency)
+        result[str(level)] = {"all": _percentiles(every), "generated": _percentiles(generated), "outcomes": outcomes}
+    return result
+
+
+def _percentiles(values: List[float]) -> Dict[str, Any]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"n": 0, "p50_s": None, "p95_s": None}
+    return {"n": len(ordered), "p50_s": round(statistics.median(ordered), 2),
+            "p95_s": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2)}
+
+
 def with_llm_load(servers: Servers, concurrency: int, per_level: int, llm_clients: int) -> Dict[str, Any]:
     """Intent turns while ``llm_clients`` conversations keep sending LLM turns."""
     stop = threading.Event()
@@ -93,7 +156,7 @@ def with_llm_load(servers: Servers, concurrency: int, per_level: int, llm_client
         i = 0
         while not stop.is_set():
             start = time.perf_counter()
-            servers.texts(f"bench-llm-{n}", LLM_PROMPTS[i % len(LLM_PROMPTS)])
+            servers.texts(f"bench-llm-{n}", LLM_TURN_PROMPTS[i % len(LLM_TURN_PROMPTS)])
             llm.append(time.perf_counter() - start)
             i += 1
 
@@ -227,9 +290,10 @@ def main() -> int:
                 entry["intent_latency"] = intent_latency(servers, levels, per_level, name)
                 if name == "project":
                     start = time.perf_counter()
-                    servers.texts("first-llm", LLM_PROMPTS[0])
+                    servers.texts("first-llm", LLM_TURN_PROMPTS[0])
                     entry["first_llm_answer_s"] = round(time.perf_counter() - start, 1)
                     entry["with_llm_load"] = with_llm_load(servers, 10, per_level, 2)
+                    entry["llm_turns"] = llm_turn_latency(servers, [1, 10])
                 entry["rss_mb"] = {k: rss_mb(pid) for k, pid in servers.pids.items()}
                 report[name] = entry
     ratio = {c: round(report["project"]["intent_latency"][c]["p50_ms"] / report["baseline"]["intent_latency"][c]["p50_ms"], 2)
@@ -260,6 +324,11 @@ def table(report: Dict[str, Any]) -> str:
                              f"{v['reply_s_mean']} s per reply" if isinstance(v, dict) else str(v))
           for name, v in llm.items() if name in ("transformers", "llama_cpp", "llama_cpp_server")],
         f"LLM ratios (tokens/s): {llm.get('ratios')}; default backend: {llm['default']}",
+        f"intent turns at 10 conversations, p95 with 2 LLM conversations running / without: "
+        f"{round(loaded['p95_ms'] / report['project']['intent_latency']['10']['p95_ms'], 2)}",
+        *[f"LLM turns over REST at {level} conversations: all p50 {v['all']['p50_s']} s / p95 {v['all']['p95_s']} s; "
+          f"generated p50 {v['generated']['p50_s']} s / p95 {v['generated']['p95_s']} s; outcomes {v['outcomes']}"
+          for level, v in report['project']['llm_turns'].items()],
         f"rails per turn: median {report['rails']['median_ms']} ms, p99 {report['rails']['p99_ms']} ms",
         f"rasa train: {report['rasa_train_s']} s",
         f"cold start to first answer: project {report['project']['cold_start_to_first_answer_s']} s, "

@@ -187,11 +187,12 @@ def project_rows() -> List[Row]:
         rows.append(Row(text, "project:emergency", PROJECT, {
             HARMFUL: None, ATTACK: 0, MEDICAL_ADVICE: None, EMERGENCY: 1, SELF_HARM: int(kind == "self_harm")}))
     negatives = {"benign_health.tsv": {MEDICAL_ADVICE: 0}, "general_health.tsv": {MEDICAL_ADVICE: 0},
-                 "medical_advice.tsv": {MEDICAL_ADVICE: 1}, "attacks.tsv": {ATTACK: 1, MEDICAL_ADVICE: None}}
+                 "benign_tech.tsv": {}, "medical_advice.tsv": {MEDICAL_ADVICE: 1},
+                 "attacks.tsv": {ATTACK: 1, MEDICAL_ADVICE: None}}
     for name, special in negatives.items():
         for (text,) in read_tsv(name):
             targets = {HARMFUL: 0, ATTACK: 0, MEDICAL_ADVICE: 0, EMERGENCY: 0, SELF_HARM: None, **special}
-            look_alike = name in ("benign_health.tsv", "general_health.tsv")
+            look_alike = name in ("benign_health.tsv", "general_health.tsv", "benign_tech.tsv")
             rows.append(Row(text, f"project:{name[:-4]}", PROJECT, targets, hard_negative=look_alike))
     return rows
 
