@@ -87,10 +87,10 @@ def intent_latency(servers: Servers, levels: List[int], per_level: int, tag: str
     return {str(c): asyncio.run(_load(servers.rasa_url, c, max(per_level, 2 * c), f"{tag}-{c}")) for c in levels}
 
 
-# Questions the knowledge answers with a generated reply (grounded generation, the usual
-# LLM turn now that unanswerable ones abstain without the model) and small talk.
-LLM_TURN_PROMPTS = ["what is active recall", "explain gravity", "what is democracy", "hello, how are you today?",
-                    "what does recursion mean in programming", "tell me something nice"]
+# Messages the NLU routes to the LLM action (nlu_fallback or chitchat with this model):
+# grounded questions, small talk, and one the knowledge cannot answer (abstains).
+LLM_TURN_PROMPTS = ["what is active recall", "hello, how are you today?", "tell me something nice",
+                    "what is machine learning", "do you like music", "how does a bill become law"]
 
 
 def _llm_outcomes(servers: Servers, sender: str) -> List[str]:
@@ -105,11 +105,13 @@ def _llm_outcomes(servers: Servers, sender: str) -> List[str]:
     return outcomes
 
 
-def llm_turn_latency(servers: Servers, levels: List[int], turns_per_conversation: int = 3) -> Dict[str, Any]:
+def llm_turn_latency(servers: Servers, levels: List[int], turns: int = 30) -> Dict[str, Any]:
     """LLM turns over REST at each concurrency level: p50/p95 of every turn and of the turns
-    the model generated for, and the outcomes (sent, replaced, extracted, abstained, busy)."""
+    the model generated for, and the outcomes (sent, replaced, extracted, abstained, busy).
+    About ``turns`` turns per level, spread over its conversations."""
     result: Dict[str, Any] = {}
     for level in levels:
+        turns_per_conversation = max(1, turns // level)
         took: Dict[str, List[float]] = {}
         lock = threading.Lock()
 
@@ -214,9 +216,9 @@ def llm_speed(n_prompts: int) -> Dict[str, Any]:
     prompts = LLM_PROMPTS[:n_prompts]
     threads = 2
     gguf = {"model": settings.model, "gguf_file": settings.options.gguf_file}
-    candidates = {
-        "transformers": settings.with_overrides(backend="transformers", torch_threads=threads, **gguf),
+    candidates = {  # llama_cpp first, so it never runs right after torch's threads were busy
         "llama_cpp": settings.with_overrides(backend="llama_cpp", n_threads=threads, **gguf),
+        "transformers": settings.with_overrides(backend="transformers", torch_threads=threads, **gguf),
     }
     result: Dict[str, Any] = {"default": settings.backend, "threads": threads}
     for name, candidate in candidates.items():
