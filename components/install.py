@@ -300,7 +300,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     for change in changes:
         print(f"  - {change}")
     print("next: pip install the plugin's requirements (torch, transformers, gguf, accelerate), "
-          "then `rasa train`, `rasa run actions` and `rasa run`.")
+          "then `rasa train`, `rasa run actions` and `rasa run`. With a GGUF model, load it once before "
+          "serving (`python scripts/warm_model.py --config config.yml` from this plugin's folder): the first "
+          "conversion takes tens of seconds, longer than an action may take.")
     return 0
 
 

@@ -183,6 +183,7 @@ class ActionLLMResponse(Action):
             plugin.generation.system_prompt, decision.passages,
         )
         trace.update(
+            backend=plugin.generation.backend,
             new_tokens=generation.new_tokens,
             latency_s=round(generation.latency_s, 3),
             tokens_per_s=round(generation.tokens_per_s, 2),

@@ -248,8 +248,7 @@ class GenerationSettings:
         if isinstance(self.options, OpenAIOptions):
             return f"{str(self.options.base_url).rstrip('/')} {self.model}"
         gguf = self.options.gguf_file
-        name = f"{self.model}/{gguf}" if gguf else self.model
-        return f"{name} (llama.cpp)" if isinstance(self.options, LlamaCppOptions) else name
+        return f"{self.model}/{gguf}" if gguf else self.model
 
     def as_dict(self) -> Dict[str, Any]:
         """The flat config dict these settings were built from (for persisting)."""

@@ -54,7 +54,10 @@ def project(tmp_path_factory) -> Path:
             assert {k: domain[key][k] for k in value} == value, key
         else:
             assert domain[key] == value, key
+    assert "scripts/warm_model.py" in result.stdout
     _run([str(BIN / "rasa"), "train", "--fixed-model-name", "installed"], folder, TRAIN_TIMEOUT_S)
+    # what the installer says to do next: convert the GGUF once, before the first LLM turn needs it
+    _run([sys.executable, "scripts/warm_model.py", "--config", str(folder / "config.yml")], ROOT, TRAIN_TIMEOUT_S)
     return folder
 
 

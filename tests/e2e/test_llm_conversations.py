@@ -20,6 +20,7 @@ def test_an_open_ended_question_gets_a_model_answer(servers):
     trace = _trace(servers, sender)
     print("LLM trace:", json.dumps(trace)[:600], "reply:", replies)
     assert trace["route"] == "llm" and trace["model"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert trace["backend"] == "llama_cpp"  # this assistant's config.yml
     assert trace["new_tokens"] > 0 and trace["latency_s"] > 0
     assert len(replies) == 1 and replies[0].strip()
     assert "<|" not in replies[0]
