@@ -47,11 +47,15 @@ BASELINE_DROP = ("components.emergency_detector.EmergencyDetector", "components.
 MAX_RUN_S = 300
 
 
+def _quantile(ordered: List[float], q: float) -> float:
+    """The ``q`` quantile of sorted values (nearest rank)."""
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def _stats(latencies: List[float], wall_s: float) -> Dict[str, float]:
     ordered = sorted(latencies)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
     return {"n": len(ordered), "p50_ms": round(statistics.median(ordered) * 1000, 1),
-            "p95_ms": round(pick(0.95) * 1000, 1), "p99_ms": round(pick(0.99) * 1000, 1),
+            "p95_ms": round(_quantile(ordered, 0.95) * 1000, 1), "p99_ms": round(_quantile(ordered, 0.99) * 1000, 1),
             "throughput_rps": round(len(ordered) / wall_s, 1)}
 
 
@@ -145,8 +149,7 @@ def _percentiles(values: List[float]) -> Dict[str, Any]:
     ordered = sorted(values)
     if not ordered:
         return {"n": 0, "p50_s": None, "p95_s": None}
-    return {"n": len(ordered), "p50_s": round(statistics.median(ordered), 2),
-            "p95_s": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2)}
+    return {"n": len(ordered), "p50_s": round(statistics.median(ordered), 2), "p95_s": round(_quantile(ordered, 0.95), 2)}
 
 
 def with_llm_load(servers: Servers, concurrency: int, per_level: int, llm_clients: int) -> Dict[str, Any]:
