@@ -154,19 +154,32 @@ def guardrail_efficacy(shared: Path, extra: Optional[Path], text_col: str, label
 
 
 def response_quality(models: List[str], smoke: bool) -> List[Dict[str, Any]]:
-    """Quality measures for the configured model and every extra model id/folder."""
+    """Quality measures for the configured model and every extra model id/folder.
+
+    Replies come from the configured backend (what users get); extra models run
+    on transformers. Perplexity needs the model's logits, so it is scored by
+    the transformers backend on the same weights (the GGUF dequantised) and is
+    not reported for a remote (``openai``) model.
+    """
     from benchmarks import quality
     from components.config import load_plugin_config
-    from components.generation.transformers_backend import TransformersGenerator, load_model
+    from components.generation.factory import get_generator
+    from components.generation.settings import OPENAI, TRANSFORMERS
 
     plugin = load_plugin_config(ROOT / "config.yml")
     pairs = quality.load_references()[: 4 if smoke else None]
     results = []
     for model in [None, *models]:
-        settings = plugin.generation if model is None else plugin.generation.with_overrides(model=model, gguf_file=None)
-        loaded, tokenizer = load_model(settings)
-        generator = TransformersGenerator(settings, loaded, tokenizer)
-        results.append(quality.evaluate(generator, plugin.guardrails, pairs))
+        settings = (plugin.generation if model is None
+                    else plugin.generation.with_overrides(backend=TRANSFORMERS, model=model, gguf_file=None))
+        generator = get_generator(settings)
+        if settings.backend == TRANSFORMERS:
+            scorer = generator
+        elif settings.backend == OPENAI:
+            scorer = None
+        else:
+            scorer = get_generator(settings.with_overrides(backend=TRANSFORMERS))
+        results.append(quality.evaluate(generator, plugin.guardrails, pairs, scorer=scorer))
     return results
 
 
@@ -247,9 +260,9 @@ def markdown(report: Dict[str, Any], plots: List[str]) -> str:
                 lines.append(f"- {key[5:]}: precision {value['precision']}, recall {value['recall']}, refusal rate {value['refusal_rate']}")
     q = report.get("quality")
     if q:
-        lines += ["## Response quality", "", "| model | perplexity | BLEU-4 | ROUGE-L F1 | avg words | replaced by rails |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {m['model']} | {m['perplexity']} | {m['bleu4']} | {m['rouge_l_f1']} | {m['avg_reply_words']} | {m['replaced_by_output_rails']} |" for m in q]
+        lines += ["## Response quality", "", "| model | backend | perplexity | BLEU-4 | ROUGE-L F1 | avg words | replaced by rails |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {m['model']} | {m['backend']} | {'n/a' if m['perplexity'] is None else m['perplexity']} | {m['bleu4']} | {m['rouge_l_f1']} | {m['avg_reply_words']} | {m['replaced_by_output_rails']} |" for m in q]
         lines.append("")
     if report.get("answers"):
         lines += [answer_quality.markdown(report["answers"]).replace("# Answer quality", "## Answer quality", 1)]

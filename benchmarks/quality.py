@@ -38,8 +38,13 @@ def perplexity(generator: Any, pairs: Sequence[Dict[str, str]]) -> float:
 
 
 def evaluate(generator: Any, guardrails: Any, pairs: Optional[Sequence[Dict[str, str]]] = None,
-             progress: bool = True) -> Dict[str, Any]:
-    """All quality measures for one loaded generator."""
+             progress: bool = True, scorer: Any = ...) -> Dict[str, Any]:
+    """All quality measures for one loaded generator.
+
+    ``scorer`` is the transformers generator whose logits give the perplexity
+    (by default ``generator`` itself; ``None`` leaves perplexity out).
+    """
+    scorer = generator if scorer is ... else scorer
     from tqdm import tqdm
 
     pairs = list(pairs or load_references())
@@ -54,8 +59,9 @@ def evaluate(generator: Any, guardrails: Any, pairs: Optional[Sequence[Dict[str,
     references = [p["reference"] for p in pairs]
     return {
         "model": generator.settings.model_id,
+        "backend": generator.settings.backend,
         "n": len(pairs),
-        "perplexity": round(perplexity(generator, pairs), 2),
+        "perplexity": None if scorer is None else round(perplexity(scorer, pairs), 2),
         "bleu4": round(corpus_bleu(hypotheses, references), 4),
         "rouge_l_f1": round(sum(rouge_l(h, r) for h, r in zip(hypotheses, references)) / len(pairs), 4),
         "avg_reply_words": round(sum(len(h.split()) for h in hypotheses) / len(pairs), 1),

@@ -29,6 +29,7 @@ def test_make_eval_smoke_writes_a_complete_report(tmp_path):
     assert report["guardrails"]["medical_set"]["n"] == 30
     quality = report["quality"][0]
     assert quality["perplexity"] > 1 and 0 <= quality["bleu4"] <= 1 and quality["n"] == 4
+    assert quality["backend"] == "llama_cpp"  # replies from the configured backend, perplexity from the same weights
     markdown = (tmp_path / "report.md").read_text()
     assert "## Routing on public data" in markdown and "smoke run" in markdown
     assert (tmp_path / "clinc_threshold.png").stat().st_size > 1000
