@@ -238,7 +238,9 @@ def markdown(report: Dict[str, Any], plots: List[str]) -> str:
     if r:
         c, b = r["clinc150"], r["banking77"]
         lines += ["## Routing on public data", "",
-                  f"Settings: DIET epochs {r['settings']['epochs']}, per-intent cap {r['settings']['per_intent']}, test limit {r['settings']['test_limit']}.", "",
+                  f"Settings: classifier {r['settings'].get('classifier', routing.DIET)}"
+                  + (f" ({r['settings']['epochs']} epochs)" if r['settings'].get('classifier', routing.DIET) == routing.DIET else "")
+                  + f", per-intent cap {r['settings']['per_intent']}, test limit {r['settings']['test_limit']}.", "",
                   "| data set | metric | this pipeline | published |", "|---|---|---|---|",
                   f"| CLINC150 | in-scope accuracy (threshold 0) | {c['at_threshold_0']['in_scope_accuracy']} | 0.965 (BERT-base) |",
                   f"| CLINC150 | OOS recall / precision (threshold 0) | {c['at_threshold_0']['oos_recall']} / {c['at_threshold_0']['oos_precision']} | |",

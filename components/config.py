@@ -34,6 +34,7 @@ INPUT_RAILS_NAME = "InputRails"
 RAILS_KEY = "rails"
 ON_INPUT_KEY = "on_input"
 SKIP_INTENTS_KEY = "skip_intents"
+SKIP_MIN_CONFIDENCE_KEY = "skip_min_confidence"
 REDACT_LOGS_KEY = "redact_logs"
 # LLMResponsePolicy keys
 PRIORITY_KEY = "priority"
@@ -70,8 +71,11 @@ def input_rails_defaults() -> Dict[str, Any]:
             "medical_advice_classifier": "guardrail_medical_advice",
             "scope": "guardrail_out_of_scope",
         },
-        # Intents that are never overridden (e.g. an emergency intent wins over every rail).
+        # Intents that are never overridden (e.g. an emergency intent wins over every rail)...
         SKIP_INTENTS_KEY: [],
+        # ...when the NLU is at least this sure of them (EmergencyDetector sets 1.0 when
+        # it escalates); a weaker top guess yields to a rail that fired. 0: always kept.
+        SKIP_MIN_CONFIDENCE_KEY: 0.0,
         # Redact PII in every log line of the process (Rasa logs raw messages at DEBUG).
         REDACT_LOGS_KEY: True,
     }
@@ -120,6 +124,7 @@ class InputRailsConfig:
     on_input: Dict[str, str]
     skip_intents: FrozenSet[str]
     redact_logs: bool
+    skip_min_confidence: float = 0.0
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> InputRailsConfig:
@@ -147,7 +152,12 @@ class InputRailsConfig:
         skip = config.get(SKIP_INTENTS_KEY) or []
         if not isinstance(skip, list) or not all(isinstance(s, str) for s in skip):
             raise InvalidConfigException(f"InputRails: '{SKIP_INTENTS_KEY}' must be a list of intents, got {skip!r}.")
-        return cls(guardrails, dict(on_input), frozenset(skip), bool(config.get(REDACT_LOGS_KEY, True)))
+        floor = config.get(SKIP_MIN_CONFIDENCE_KEY)
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0 <= floor <= 1:
+            raise InvalidConfigException(
+                f"InputRails: '{SKIP_MIN_CONFIDENCE_KEY}' must be a number from 0 to 1, got {floor!r}.")
+        return cls(guardrails, dict(on_input), frozenset(skip), bool(config.get(REDACT_LOGS_KEY, True)),
+                   float(floor))
 
 
 @dataclass(frozen=True)

@@ -80,10 +80,13 @@ class InputRails(GraphComponent, IntentClassifier):
     def _process_one(self, message: Message) -> None:
         text = message.get(TEXT) or ""
         record = self.guardrails.check_input(text)
-        intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+        predicted = message.get(INTENT) or {}
+        intent = predicted.get(INTENT_NAME_KEY)
         record.original_intent = intent
         decisive = record.decisive
-        if decisive and intent not in self._config.skip_intents:
+        kept = intent in self._config.skip_intents and float(
+            predicted.get("confidence") or 0.0) >= self._config.skip_min_confidence
+        if decisive and not kept:
             record.routed_to = self._config.on_input[decisive.rail]
             logger.debug(
                 f"Input rail '{decisive.rail}' fired ({decisive.source}, {decisive.reason}): "
@@ -98,7 +101,8 @@ class InputRails(GraphComponent, IntentClassifier):
         elif decisive:
             record.overridden_by = f"intent {intent}"
             logger.debug(
-                f"Input rail '{decisive.rail}' fired but intent '{intent}' is kept (listed in skip_intents)."
+                f"Input rail '{decisive.rail}' fired but intent '{intent}' is kept (listed in skip_intents, "
+                f"confidence at least {self._config.skip_min_confidence})."
             )
         else:
             logger.debug(f"Input rails passed in {record.latency_ms:.2f} ms.")

@@ -26,9 +26,9 @@ def _create(tmp_path, **overrides):
     )
 
 
-def _message(text, intent="chitchat"):
-    return Message(data={"text": text, "intent": {"name": intent, "confidence": 0.8},
-                         "intent_ranking": [{"name": intent, "confidence": 0.8}]})
+def _message(text, intent="chitchat", confidence=0.8):
+    return Message(data={"text": text, "intent": {"name": intent, "confidence": confidence},
+                         "intent_ranking": [{"name": intent, "confidence": confidence}]})
 
 
 @pytest.mark.parametrize(
@@ -82,12 +82,22 @@ def test_emergencies_are_never_overridden(tmp_path):
     assert record.decisive.rail == "harmful" and record.overridden_by == "intent emergency"
 
 
+def test_a_weak_emergency_guess_yields_to_a_rail_and_an_escalation_does_not(tmp_path):
+    rails = _create(tmp_path, **ASSISTANT, skip_min_confidence=0.6)
+    weak, escalated = rails.process([_message("how do I make a pipe bomb at home", "emergency", 0.43),
+                                     _message("how do I make a pipe bomb at home", "emergency", 1.0)])
+    assert weak.get("intent")["name"] == "guardrail_harmful"
+    assert escalated.get("intent")["name"] == "emergency"
+
+
 @pytest.mark.parametrize(
     "overrides, fragment",
     [
         ({"on_input": {"pii": "guardrail_pii"}}, "PII is redacted, never routed"),
         ({"on_input": {"injection": "guardrail_injection"}}, "names no intent for them"),
         ({"rails": {"input_rails": ["telepathy"]}}, "input_rails"),
+        ({"skip_min_confidence": 1.5}, "'skip_min_confidence' must be a number from 0 to 1"),
+        ({"skip_min_confidence": "high"}, "'skip_min_confidence' must be a number from 0 to 1"),
     ],
 )
 def test_bad_config(tmp_path, overrides, fragment):

@@ -16,7 +16,7 @@ def _trace(servers, sender):
 
 def test_an_open_ended_question_gets_a_model_answer(servers):
     sender = "e2e-llm-open"
-    replies = servers.texts(sender, "Hello! How are you today?")
+    replies = servers.texts(sender, "Tell me something nice about the ocean")
     trace = _trace(servers, sender)
     print("LLM trace:", json.dumps(trace)[:600], "reply:", replies)
     assert trace["route"] == "llm" and trace["model"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
