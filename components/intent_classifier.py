@@ -97,11 +97,12 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
 
     @staticmethod
     def _validate(config: Dict[Text, Any]) -> None:
-        for key, low in ((C_KEY, 0.0), (SPARSE_WEIGHT_KEY, -1e-12)):
+        for key, zero_allowed in ((C_KEY, False), (SPARSE_WEIGHT_KEY, True)):
             value = config.get(key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > low:
-                raise InvalidConfigException(
-                    f"LinearIntentClassifier: `{key}` must be a number above {max(low, 0):g}, got {value!r}.")
+            number = not isinstance(value, bool) and isinstance(value, (int, float))
+            if not number or value < 0 or (value == 0 and not zero_allowed):
+                bound = "0 or more" if zero_allowed else "above 0"
+                raise InvalidConfigException(f"LinearIntentClassifier: `{key}` must be a number {bound}, got {value!r}.")
         for key in (RANKING_KEY, MAX_ITER_KEY):
             value = config.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -97,7 +97,7 @@ def test_an_untrained_classifier_leaves_messages_alone(tmp_path):
 @pytest.mark.parametrize(
     "config, text",
     [({"C": 0}, "`C` must be a number above 0"), ({"C": "16"}, "`C` must be a number"),
-     ({"sparse_weight": -1}, "`sparse_weight` must be a number"), ({"ranking_length": 0}, "`ranking_length`"),
+     ({"sparse_weight": -1}, "`sparse_weight` must be a number 0 or more"), ({"ranking_length": 0}, "`ranking_length`"),
      ({"max_iter": 2.5}, "`max_iter` must be a whole number")],
 )
 def test_bad_config_is_refused_with_a_message(tmp_path, config, text):
