@@ -94,6 +94,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self._storage = model_storage
         self._resource = resource
         self._weights = weights
+        self._intents = [] if weights is None else [str(i) for i in weights["intents"]]
 
     @staticmethod
     def _validate(config: Dict[Text, Any]) -> None:
@@ -176,7 +177,8 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
                     present[np.unique(s.indices)] += 1
             idf = (np.log((1 + len(rows)) / (1 + present)) + 1).astype(np.float32)
         x = self._matrix(rows, idf, dense_dim)
-        y = np.array([labels.index(m.get(INTENT)) for m in examples])
+        index = {label: i for i, label in enumerate(labels)}
+        y = np.array([index[m.get(INTENT)] for m in examples])
         model = LogisticRegression(C=float(self._config[C_KEY]), max_iter=int(self._config[MAX_ITER_KEY]),
                                    random_state=int(self._config[SEED_KEY]))
         model.fit(x, y)
@@ -185,6 +187,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             "intents": np.array(labels), "idf": idf if idf is not None else np.zeros(0, dtype=np.float32),
             "dense_dim": np.array(dense_dim),
         }
+        self._intents = list(labels)
         with self._storage.write_to(self._resource) as folder:
             np.savez(folder / WEIGHTS_FILE, **self._weights)
         logger.info(f"LinearIntentClassifier: {len(labels)} intents from {len(examples)} examples, "
@@ -208,11 +211,10 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         todo = [m for m in messages if m.get(TEXT)]
         if not todo or self._weights is None:
             return messages
-        intents = [str(i) for i in self._weights["intents"]]
         length = int(self._config[RANKING_KEY])
         for message, row in zip(todo, self.probabilities(todo)):
             order = np.argsort(-row)
-            ranking = [{INTENT_NAME_KEY: intents[i], PREDICTED_CONFIDENCE_KEY: float(row[i])} for i in order[:length]]
+            ranking = [{INTENT_NAME_KEY: self._intents[i], PREDICTED_CONFIDENCE_KEY: float(row[i])} for i in order[:length]]
             message.set(INTENT, dict(ranking[0]), add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages

@@ -5,7 +5,8 @@ reaches the right intent only for wordings close to the training examples. This
 featurizer adds one dense vector per message, the same all-MiniLM-L6-v2
 embedding the learned rails and retrieval use (``components.embeddings``: one
 encoder per process, and an embedding computed once per message is cached, so
-the rails that follow reuse it). DIET combines it with the sparse features.
+the rails that follow reuse it). An intent classifier reads it beside the
+sparse features (this assistant: ``components.intent_classifier``).
 
 It adds *sentence* features only (no per-token vectors): the encoder's word
 pieces do not line up with Rasa's tokens, and intent classification reads the
