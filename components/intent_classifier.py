@@ -4,8 +4,8 @@ With about twenty examples per intent, DIET trained from scratch reached a
 3-fold weighted intent F1 of 0.67 on this assistant's data, with or without
 the dense sentence features; a multinomial logistic regression on the
 sentence embedding (``SentenceEmbeddingFeaturizer``) next to TF-IDF-weighted
-sparse sentence features (Rasa's ``CountVectorsFeaturizer``s) reached 0.86
-(docs/evaluation.md has the runs). The embedding carries paraphrases, the
+sparse sentence features (Rasa's ``CountVectorsFeaturizer``s) reached
+0.84-0.86, depending on how the folds fall (docs/evaluation.md has the runs). The embedding carries paraphrases, the
 n-grams carry spellings and keywords.
 
 The component reads the sentence-level features of every featurizer before it
@@ -21,6 +21,7 @@ Config (``config.yml``)::
     - name: components.intent_classifier.LinearIntentClassifier
       C: 16              # inverse regularisation strength
       sparse_weight: 0.5 # weight of the n-gram part against the embedding
+      class_weight: null # or `balanced`: intents weighted by the inverse of their example count
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ SPARSE_WEIGHT_KEY = "sparse_weight"
 RANKING_KEY = "ranking_length"
 SEED_KEY = "random_seed"
 MAX_ITER_KEY = "max_iter"
+CLASS_WEIGHT_KEY = "class_weight"
 WEIGHTS_FILE = "linear_intent_classifier.npz"
 
 
@@ -85,7 +87,8 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         """The component's default config."""
-        return {C_KEY: 16.0, SPARSE_WEIGHT_KEY: 0.5, RANKING_KEY: 10, SEED_KEY: 42, MAX_ITER_KEY: 3000}
+        return {C_KEY: 16.0, SPARSE_WEIGHT_KEY: 0.5, RANKING_KEY: 10, SEED_KEY: 42, MAX_ITER_KEY: 3000,
+                CLASS_WEIGHT_KEY: None}
 
     def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
                  weights: Optional[Dict[str, np.ndarray]] = None) -> None:
@@ -104,6 +107,11 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             if not number or value < 0 or (value == 0 and not zero_allowed):
                 bound = "0 or more" if zero_allowed else "above 0"
                 raise InvalidConfigException(f"LinearIntentClassifier: `{key}` must be a number {bound}, got {value!r}.")
+        if config.get(CLASS_WEIGHT_KEY) not in (None, "balanced"):
+            raise InvalidConfigException(
+                f"LinearIntentClassifier: `{CLASS_WEIGHT_KEY}` must be `balanced` (each intent weighted by "
+                f"the inverse of its example count) or null (every example weighs 1), "
+                f"got {config.get(CLASS_WEIGHT_KEY)!r}.")
         for key in (RANKING_KEY, MAX_ITER_KEY):
             value = config.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -180,7 +188,8 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         index = {label: i for i, label in enumerate(labels)}
         y = np.array([index[m.get(INTENT)] for m in examples])
         model = LogisticRegression(C=float(self._config[C_KEY]), max_iter=int(self._config[MAX_ITER_KEY]),
-                                   random_state=int(self._config[SEED_KEY]))
+                                   random_state=int(self._config[SEED_KEY]),
+                                   class_weight=self._config[CLASS_WEIGHT_KEY])
         model.fit(x, y)
         self._weights = {
             "coef": model.coef_.astype(np.float32), "intercept": model.intercept_.astype(np.float32),

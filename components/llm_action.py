@@ -24,7 +24,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from components.config import ERROR_RESPONSE_KEY, PluginConfig, load_plugin_config, rasa_config_path
-from components.generation import OpenAIOptions, get_generator
+from components.generation import Generation, Generator, OpenAIOptions, get_generator
+from components.generation.priority import yield_cpu
 from components.guardrails import RailsRecord, text_for_model
 from components.guardrails.record import EMERGENCY_CHECK_KEY
 from components.retrieval import answer as retrieval
@@ -47,6 +48,13 @@ class _InFlight:
     (only the event loop changes it, so no lock)."""
 
     count = 0
+
+
+def _generate(generator: Generator, nice: int, history: List[Dict[str, str]], prompt: str) -> Generation:
+    """Runs in the executor: the thread first yields the CPU to the dialogue by ``nice`` (0: unchanged)."""
+    if nice:
+        yield_cpu(nice)
+    return generator.generate(history, prompt)
 
 
 def conversation_history(tracker: Tracker) -> List[Dict[str, str]]:
@@ -167,7 +175,8 @@ class ActionLLMResponse(Action):
                 loop.run_in_executor(executor, get_generator, plugin.generation), LOAD_GRACE_S
             )
             generation = await asyncio.wait_for(
-                loop.run_in_executor(executor, generator.generate, history, decision.prompt(text)),
+                loop.run_in_executor(executor, _generate, generator, 0 if remote else plugin.generation.nice, history,
+                                     decision.prompt(text)),
                 plugin.generation.timeout_s + LOAD_GRACE_S,
             )
         except Exception as error:  # noqa: BLE001 - the user gets a safe reply, the log the reason

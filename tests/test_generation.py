@@ -35,6 +35,8 @@ def tiny_model_dir(tmp_path_factory):
         ({"backend": "openai", "base_url": "http://127.0.0.1:8000/v1", "gguf_file": "x.gguf"},
          "`gguf_file` is an option of the transformers backend, but `backend` is openai"),
         ({"backend": "vllm"}, "`backend` must be one of ['transformers', 'llama_cpp', 'openai']"),
+        ({"nice": 20}, "`nice` must be between 0 and 19, got 20"),
+        ({"nice": -5}, "`nice` must be a non-negative integer"),
     ],
 )
 def test_bad_generation_settings_say_what_to_change(config, fragment):

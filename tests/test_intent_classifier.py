@@ -98,8 +98,26 @@ def test_an_untrained_classifier_leaves_messages_alone(tmp_path):
     "config, text",
     [({"C": 0}, "`C` must be a number above 0"), ({"C": "16"}, "`C` must be a number"),
      ({"sparse_weight": -1}, "`sparse_weight` must be a number 0 or more"), ({"ranking_length": 0}, "`ranking_length`"),
-     ({"max_iter": 2.5}, "`max_iter` must be a whole number")],
+     ({"max_iter": 2.5}, "`max_iter` must be a whole number"),
+     ({"class_weight": "auto"}, "`class_weight` must be `balanced`")],
 )
 def test_bad_config_is_refused_with_a_message(tmp_path, config, text):
     with pytest.raises(InvalidConfigException, match=text):
         _create(_storage(tmp_path), **config)
+
+
+def test_balanced_class_weights_lift_a_rare_intent(tmp_path):
+    """With one intent four times as frequent, `balanced` gives the rare ones more probability
+    on an ambiguous message (halfway between two centres) than unweighted training does."""
+    examples = [_message(i, sparse=False, noise=0.8) for i in CENTRES for _ in range(60 if i == "greet" else 15)]
+    between = (CENTRES["greet"] + CENTRES["cancel"]) / 2
+    probe = Message(data={"text": "x"})
+    probe.add_features(Features((between / np.linalg.norm(between))[None, :].astype(np.float32),
+                                "sentence", "text", "embedding"))
+    rare = {}
+    for weight in (None, "balanced"):
+        classifier = _create(_storage(tmp_path / str(weight)), class_weight=weight, C=1.0)
+        classifier.train(TrainingData(examples))
+        row = classifier.probabilities([probe])[0]
+        rare[weight] = row[classifier._intents.index("cancel")]
+    assert rare["balanced"] > rare[None]

@@ -171,6 +171,9 @@ class GenerationSettings:
             action endpoint's timeout.
         max_reply_chars: replies are cut at a sentence boundary below this length.
         stop_tokens: tokens that end a reply besides the tokenizer's eos token.
+        nice: in-process backends: how much the generation thread yields the CPU
+            to everything else (added to the process's nice value, 0-19; 0 keeps
+            it equal). The ``openai`` backend's threads only wait and ignore it.
         options: the selected backend's own options.
     """
 
@@ -187,6 +190,7 @@ class GenerationSettings:
     max_queue: int = 2
     max_reply_chars: int = 400
     stop_tokens: Tuple[str, ...] = ("<|im_end|>",)
+    nice: int = 10
     options: BackendOptions = field(default_factory=TransformersOptions)
 
     @classmethod
@@ -221,6 +225,9 @@ class GenerationSettings:
             _non_negative_int(name, getattr(self, name))
         if self.max_new_tokens < 1 or self.max_new_tokens > 1024:
             _fail(f"`max_new_tokens` must be between 1 and 1024, got {self.max_new_tokens}.")
+        _non_negative_int("nice", self.nice)
+        if self.nice > 19:
+            _fail(f"`nice` must be between 0 and 19, got {self.nice}.")
         if self.max_reply_chars < 20:
             _fail(f"`max_reply_chars` must be at least 20, got {self.max_reply_chars}.")
         if not isinstance(self.do_sample, bool):
