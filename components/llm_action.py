@@ -199,10 +199,12 @@ class ActionLLMResponse(Action):
             timed_out=generation.timed_out,
             output_rails=rails.to_dict(),
         )
-        if rails.decisive and rails.decisive.rail == "ungrounded" and decision.mode == retrieval.GROUNDED:
-            logger.info("The reply is not supported by the passages (%s): the passage is sent instead.",
-                        rails.decisive.reason)
-            trace["outcome"] = "replaced:ungrounded"
+        if (rails.decisive and decision.mode == retrieval.GROUNDED
+                and rails.decisive.rail in plugin.policy.retrieval.passage_replaces):
+            logger.info("Output rail '%s' fired on a grounded reply (%s): the passage is sent instead.",
+                        rails.decisive.rail, rails.decisive.reason)
+            trace["outcome"] = f"replaced:{rails.decisive.rail}"
+            trace["passage_sent"] = True
             dispatcher.utter_message(text=decision.extractive())
         elif rails.decisive:
             response = plugin.policy.response_for(rails.decisive.rail, rails.decisive.category)

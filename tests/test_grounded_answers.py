@@ -59,6 +59,18 @@ async def test_an_unsupported_claim_is_replaced_by_the_passage(scripted, domain)
     assert "1843" not in message["text"] and "(Source: algorithm" in message["text"]
 
 
+async def test_a_garbled_grounded_reply_gives_way_to_the_passage_but_a_safety_rail_keeps_its_response(
+        scripted, domain):
+    scripted("algorithm algorithm algorithm algorithm algorithm algorithm algorithm algorithm")
+    [message], trace = await _turn("explain what an algorithm is", "open_question", domain)
+    assert trace["outcome"] == "replaced:degenerate" and trace["passage_sent"] is True
+    assert "(Source: algorithm" in message["text"]
+    scripted("An algorithm is a list of steps; take 500 mg of ibuprofen with it.")
+    [message], trace = await _turn("explain what an algorithm is", "open_question", domain)
+    assert trace["output_rails"]["decisive"] == "medical_claims"
+    assert message["response"] == "utter_medical_referral" and "passage_sent" not in trace
+
+
 async def test_an_unknown_fact_is_not_invented(scripted, domain):
     generator = scripted()  # asking it would fail: no reply is scripted
     [message], trace = await _turn("What is the date of birth of Queen Elizabeth II?", "nlu_fallback", domain)

@@ -158,6 +158,7 @@ def test_pii_is_found_and_redacted(text, kinds):
         "card 4111 1111 1111 1112",  # fails the Luhn check
         "IBAN DE00 3704 0044 0532 0130 00",  # fails mod 97
         "see you on 2026-12-03",
+        "the 2018-2019 school year, and 1990 - 2000 before it",  # year ranges
         "rasa 3.6.21 and python 3.10",
         "I have 3 kids and 2 dogs",
     ],

@@ -149,6 +149,8 @@ def test_words_drop_stop_words_and_fold_plurals():
     ({"answer": "paraphrase"}, "`answer` must be 'generate' or 'extract'"),
     ({"enabled": "yes"}, "`enabled` must be true or false"),
     ({"index": "x"}, "unknown key(s) ['index']"),
+    ({"passage_replaces": ["degenerate", "medical_claims"]}, "safety rails always send their own response), "
+                                                             "got ['medical_claims']"),
 ])
 def test_bad_settings_say_what_to_change(config, message):
     with pytest.raises(RetrievalConfigError, match=message.replace("(", r"\(").replace(")", r"\)")

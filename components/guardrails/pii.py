@@ -84,9 +84,9 @@ def _accept(kind: str, value: str) -> bool:
         return 13 <= len(digits) <= 19 and luhn_ok(digits)
     if kind == IBAN:
         return iban_ok(value)
-    if kind == PHONE:
+    if kind == PHONE:  # dates and year ranges ("2018-2019") are not phone numbers
         return MIN_PHONE_DIGITS <= len(digits) <= MAX_PHONE_DIGITS and not re.fullmatch(
-            r"\d{4}-\d{2}-\d{2}", value.strip()
+            r"\d{4}-\d{2}-\d{2}|(?:19|20)\d{2}\s?[-–/]\s?(?:19|20)\d{2}", value.strip()
         )
     return True
 

@@ -9,6 +9,10 @@ from components.embeddings import DEFAULT_MODEL
 
 GENERATE = "generate"
 EXTRACT = "extract"
+# Output rails about the model's own wording: on a grounded turn, the best passage may stand in for
+# a reply they stop. Safety rails (medical_claims, harmful, toxicity, prompt_leak, harmful_compliance,
+# ignored_emergency) always send their own response.
+PASSAGE_CAPABLE_RAILS = ("ungrounded", "degenerate", "unsupported_claims", "pii_leak")
 
 
 class RetrievalConfigError(ValueError):
@@ -31,6 +35,9 @@ class RetrievalSettings:
         chitchat_intents: intents answered by the model without passages when nothing is
             retrieved (numbers and names in the reply are still checked).
         dont_know_response: the domain response when nothing relevant is retrieved.
+        passage_replaces: output rails after which a grounded turn sends the best passage
+            (with its source) instead of the rail's response: the model's wording failed, the
+            curated passage did not. Only rails in ``PASSAGE_CAPABLE_RAILS``.
     """
 
     enabled: bool = False
@@ -43,6 +50,7 @@ class RetrievalSettings:
     answer: str = GENERATE
     chitchat_intents: Tuple[str, ...] = ("chitchat",)
     dont_know_response: str = "utter_llm_dont_know"
+    passage_replaces: Tuple[str, ...] = PASSAGE_CAPABLE_RAILS
 
     @classmethod
     def from_config(cls, config: Optional[Dict[str, Any]]) -> "RetrievalSettings":
@@ -51,8 +59,9 @@ class RetrievalSettings:
         unknown = sorted(set(config) - known)
         if unknown:
             raise RetrievalConfigError(f"unknown key(s) {unknown}; known keys: {sorted(known)}.")
-        if "chitchat_intents" in config:
-            config["chitchat_intents"] = tuple(config["chitchat_intents"] or ())
+        for key in ("chitchat_intents", "passage_replaces"):
+            if key in config:
+                config[key] = tuple(config[key] or ())
         settings = cls(**config)
         settings.validate()
         return settings
@@ -66,6 +75,11 @@ class RetrievalSettings:
             raise RetrievalConfigError(f"`threshold` must be in (0, 1), got {self.threshold!r}.")
         if self.answer not in (GENERATE, EXTRACT):
             raise RetrievalConfigError(f"`answer` must be {GENERATE!r} or {EXTRACT!r}, got {self.answer!r}.")
+        wrong = [r for r in self.passage_replaces if r not in PASSAGE_CAPABLE_RAILS]
+        if wrong:
+            raise RetrievalConfigError(
+                f"`passage_replaces` may only name {list(PASSAGE_CAPABLE_RAILS)} (rails about the model's "
+                f"wording; safety rails always send their own response), got {wrong}.")
         if not str(self.dont_know_response).startswith("utter_"):
             raise RetrievalConfigError(
                 f"`dont_know_response` must be a domain response (utter_...), got {self.dont_know_response!r}.")
