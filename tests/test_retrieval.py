@@ -133,6 +133,14 @@ def test_grounding_checks_each_sentence(reply, grounded):
     assert check(reply, [PASSAGE], ENCODER).grounded is grounded
 
 
+def test_a_reply_that_names_the_topic_but_says_nothing_of_it_is_not_grounded():
+    question = "can you explain how plants make food from sunlight"
+    result = check('The answer to this question would be "Photosynthesis."', [PASSAGE], ENCODER, question)
+    assert not result.grounded and "beyond the question" in result.reason
+    assert check("Plants use light energy to make glucose from water and carbon dioxide.", [PASSAGE], ENCODER,
+                 question).grounded
+
+
 def test_without_passages_only_numbers_and_names_are_checked():
     assert check("Cats are lovely and like to sleep a lot!", [], ENCODER).grounded
     result = check("Kurt Cobain was killed by the military in 2014.", [], ENCODER)

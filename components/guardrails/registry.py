@@ -112,7 +112,7 @@ def _ungrounded(settings: RailSettings) -> Rail:
             return Verdict("ungrounded", False)
         from components.retrieval.grounding import check as grounding
 
-        result = grounding(context.text, context.passages, settings.encoder)
+        result = grounding(context.text, context.passages, settings.encoder, context.user_text)
         if result.grounded:
             return Verdict("ungrounded", False, score=round(result.support, 4), source="model")
         return Verdict("ungrounded", True, f"{result.reason}: {result.unsupported[:120]!r}",

@@ -6,7 +6,10 @@ It is supported when every number and name in it occurs in the passages and
 its meaning is close to some passage: the sentence encoder's cosine with a
 passage sentence at least ``MIN_SIMILARITY``, or at least ``MIN_COVERAGE`` of
 its content words found in the passages. A reply to passages that states
-nothing at all ("Happy to help! What's next?") does not answer: it fails too.
+nothing at all ("Happy to help! What's next?") does not answer: it fails too,
+as does one that takes fewer than ``MIN_PASSAGE_WORDS`` content words from the
+passages beyond those of the question (``The answer would be "Photosynthesis."``
+to "how do plants make food from sunlight": it names the topic, says nothing of it).
 With no passages (a chit-chat reply), only numbers and names are checked:
 small talk passes, an invented date or person does not.
 """
@@ -25,6 +28,7 @@ from components.retrieval.index import words
 MIN_CONTENT_WORDS = 4
 MIN_SIMILARITY = 0.6
 MIN_COVERAGE = 0.7
+MIN_PASSAGE_WORDS = 2
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-zA-Z]+")
@@ -54,8 +58,8 @@ class Grounding:
         return self.unsupported is None
 
 
-def check(reply: str, passages: Sequence[str], encoder_model: str = DEFAULT_MODEL) -> Grounding:
-    """Checks every sentence of ``reply`` against ``passages``."""
+def check(reply: str, passages: Sequence[str], encoder_model: str = DEFAULT_MODEL, question: str = "") -> Grounding:
+    """Checks every sentence of ``reply`` against ``passages`` (``question``: the user's message)."""
     corpus = " ".join(passages)
     corpus_lower = corpus.lower()
     corpus_numbers = set(_NUMBER.findall(corpus))
@@ -90,4 +94,8 @@ def check(reply: str, passages: Sequence[str], encoder_model: str = DEFAULT_MODE
         weakest = min(weakest, similarity)
     if passages and not checked:
         return Grounding(reply[:120], "states nothing from the passages", 0.0)
+    if passages:
+        used = {w for w in words(reply) if w in corpus_words} - set(words(question))
+        if len(used) < MIN_PASSAGE_WORDS:
+            return Grounding(reply[:120], f"takes {len(used)} word(s) from the passages beyond the question's", 0.0)
     return Grounding(None, "every sentence is supported", weakest)
