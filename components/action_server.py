@@ -37,6 +37,11 @@ from typing import Any, Dict, Optional
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "ACTION_SERVER_TOKEN"
+MAX_BODY_ENV = "ACTION_SERVER_MAX_BODY_BYTES"
+# Rasa posts the whole tracker with every action call: about 5 KB per turn here, so the
+# 1 MB request limit the Rasa server gets (SANIC_REQUEST_MAX_SIZE, inherited) broke every
+# custom action of a conversation after about 220 turns. The action server has its own.
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
 HOST_ENV = "ACTION_SERVER_HOST"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5055
@@ -68,19 +73,40 @@ def shared_secret(env: Dict[str, str], token_file: Path) -> str:
     return secret
 
 
+def max_body_bytes(env: Dict[str, str]) -> int:
+    """The largest request the action server accepts: ``ACTION_SERVER_MAX_BODY_BYTES`` or 64 MB.
+
+    Raises:
+        ValueError: with what to set, when the variable is not a whole number of at least 1 MB.
+    """
+    raw = env.get(MAX_BODY_ENV)
+    if not raw:
+        return DEFAULT_MAX_BODY
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1024 * 1024:
+        raise ValueError(f"{MAX_BODY_ENV} must be a whole number of bytes, at least 1048576 (1 MB; Rasa sends "
+                         f"the whole conversation with every action call), got {raw!r}")
+    return value
+
+
 def authorised(header: Optional[str], secret: str) -> bool:
     """Whether an ``Authorization`` header carries the secret (constant-time compare)."""
     expected = f"Bearer {secret}".encode("utf-8")
     return hmac.compare_digest((header or "").encode("utf-8"), expected)
 
 
-def create_app(actions: str, secret: str) -> Any:
-    """rasa-sdk's app for ``actions`` with the secret checked before every route but /health."""
+def create_app(actions: str, secret: str, max_body: int = DEFAULT_MAX_BODY) -> Any:
+    """rasa-sdk's app for ``actions`` with the secret checked before every route but /health,
+    accepting requests up to ``max_body`` bytes (whatever ``SANIC_REQUEST_MAX_SIZE`` says)."""
     from rasa_sdk.endpoint import create_app as sdk_app
     from sanic import response
 
     # No CORS origins: browsers have no business calling the action server.
     app = sdk_app(actions, cors_origins=None)
+    app.config.REQUEST_MAX_SIZE = max_body
 
     @app.middleware("request")
     async def require_secret(request: Any) -> Any:
@@ -106,7 +132,8 @@ def main(argv: Optional[list] = None) -> int:
     args = parser.parse_args(argv)
     try:
         secret = shared_secret(dict(os.environ), args.token_file)
-    except SecretError as error:
+        max_body = max_body_bytes(dict(os.environ))
+    except (SecretError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -115,7 +142,7 @@ def main(argv: Optional[list] = None) -> int:
     utils.configure_colored_logging(args.loglevel)
     utils.update_sanic_log_level()
     try:
-        app = create_app(args.actions, secret)
+        app = create_app(args.actions, secret, max_body)
     except Exception as error:  # an action package that does not import: say which, no traceback
         print(f"error: cannot load the actions package {args.actions!r}: {type(error).__name__}: {error}",
               file=sys.stderr)

@@ -43,3 +43,13 @@ def test_an_unreadable_secret_stops_the_server_with_a_message(tmp_path, capsys, 
     blocked.write_text("x")
     assert main(["--token-file", str(blocked / "action_token")]) == 2
     assert "cannot read or create the action server secret" in capsys.readouterr().err
+
+
+def test_the_request_limit_is_the_action_servers_own_and_checked():
+    from components.action_server import DEFAULT_MAX_BODY, max_body_bytes
+
+    assert max_body_bytes({"SANIC_REQUEST_MAX_SIZE": "1048576"}) == DEFAULT_MAX_BODY == 64 * 1024 * 1024
+    assert max_body_bytes({"ACTION_SERVER_MAX_BODY_BYTES": "8388608"}) == 8 * 1024 * 1024
+    for bad in ("lots", "1000"):
+        with pytest.raises(ValueError, match="ACTION_SERVER_MAX_BODY_BYTES must be a whole number of bytes"):
+            max_body_bytes({"ACTION_SERVER_MAX_BODY_BYTES": bad})

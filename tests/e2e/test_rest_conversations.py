@@ -151,3 +151,26 @@ def test_a_restart_of_the_server_keeps_every_conversation(servers):
     assert created.startswith("Your return for order 10008 is registered under reference RET-")
     users = [e["text"] for e in servers.tracker(user)["events"] if e["event"] == "user"]
     assert users == ["hi", "I want to return order 10008", "it arrived broken"]
+
+
+def test_a_long_conversation_still_reaches_its_actions(servers):
+    """Rasa posts the whole tracker with every action call (about 5 KB per turn here); with the
+    Rasa server's 1 MB request limit the action server refused them after about 220 turns and
+    every custom action of the conversation failed. A 2 MB tracker, as Rasa would send it:"""
+    import requests
+
+    from tests.harness import ACTIONS_TOKEN
+
+    padding = [{"event": "user", "text": f"turn {i} " + "x" * 900, "parse_data": {}} for i in range(2200)]
+    call = {
+        "next_action": "action_check_order_status", "sender_id": "long-conversation", "version": "3.6.21",
+        "tracker": {"sender_id": "long-conversation", "slots": {"order_id": "10002"}, "latest_message": {},
+                    "events": padding, "paused": False, "active_loop": {}},
+        "domain": {},
+    }
+    assert len(json.dumps(call)) > 2 * 1024 * 1024
+    answer = requests.post(f"{servers.actions_url}/webhook", json=call, timeout=60,
+                           headers={"Authorization": f"Bearer {ACTIONS_TOKEN}"})
+    assert answer.status_code == 200, answer.text[:200]
+    [response] = answer.json()["responses"]  # the order was looked up: its status response, filled in
+    assert response["response"] == "utter_order_status" and response["order_id"] == "10002"
