@@ -5,8 +5,8 @@ With about twenty examples per intent, DIET trained from scratch reached a
 the dense sentence features; a multinomial logistic regression on the
 sentence embedding (``SentenceEmbeddingFeaturizer``) next to TF-IDF-weighted
 sparse sentence features (Rasa's ``CountVectorsFeaturizer``s) reached
-0.84-0.86, depending on how the folds fall (docs/evaluation.md has the runs). The embedding carries paraphrases, the
-n-grams carry spellings and keywords.
+0.84-0.87, depending on how the folds fall (docs/evaluation.md has the runs).
+The embedding carries paraphrases, the n-grams carry spellings and keywords.
 
 The component reads the sentence-level features of every featurizer before it
 (dense: as they are; sparse: sublinear TF, IDF from the training data, L2
