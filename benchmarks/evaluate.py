@@ -237,9 +237,10 @@ def markdown(report: Dict[str, Any], plots: List[str]) -> str:
     r = report.get("routing")
     if r:
         c, b = r["clinc150"], r["banking77"]
+        classifier = r["settings"].get("classifier", routing.DIET)
+        epochs = f" ({r['settings']['epochs']} epochs)" if classifier == routing.DIET else ""
         lines += ["## Routing on public data", "",
-                  f"Settings: classifier {r['settings'].get('classifier', routing.DIET)}"
-                  + (f" ({r['settings']['epochs']} epochs)" if r['settings'].get('classifier', routing.DIET) == routing.DIET else "")
+                  f"Settings: classifier {classifier}{epochs}"
                   + f", per-intent cap {r['settings']['per_intent']}, test limit {r['settings']['test_limit']}.", "",
                   "| data set | metric | this pipeline | published |", "|---|---|---|---|",
                   f"| CLINC150 | in-scope accuracy (threshold 0) | {c['at_threshold_0']['in_scope_accuracy']} | 0.965 (BERT-base) |",

@@ -24,7 +24,7 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
-from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from components.config import InputRailsConfig, input_rails_defaults
@@ -85,14 +85,14 @@ class InputRails(GraphComponent, IntentClassifier):
         record.original_intent = intent
         decisive = record.decisive
         kept = intent in self._config.skip_intents and float(
-            predicted.get("confidence") or 0.0) >= self._config.skip_min_confidence
+            predicted.get(PREDICTED_CONFIDENCE_KEY) or 0.0) >= self._config.skip_min_confidence
         if decisive and not kept:
             record.routed_to = self._config.on_input[decisive.rail]
             logger.debug(
                 f"Input rail '{decisive.rail}' fired ({decisive.source}, {decisive.reason}): "
                 f"intent '{intent}' is replaced by '{record.routed_to}'."
             )
-            new_intent = {INTENT_NAME_KEY: record.routed_to, "confidence": 1.0}
+            new_intent = {INTENT_NAME_KEY: record.routed_to, PREDICTED_CONFIDENCE_KEY: 1.0}
             ranking = [
                 r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != record.routed_to
             ]
