@@ -67,6 +67,7 @@ def input_rails_defaults() -> Dict[str, Any]:
             "attack_classifier": "guardrail_injection",
             "harmful": "guardrail_harmful",
             "harmful_classifier": "guardrail_harmful",
+            "hateful_classifier": "guardrail_harmful",
             "medical_advice": "guardrail_medical_advice",
             "medical_advice_classifier": "guardrail_medical_advice",
             "scope": "guardrail_out_of_scope",
@@ -107,6 +108,7 @@ def policy_defaults() -> Dict[str, Any]:
             "emergency_classifier": "utter_llm_emergency",
             "ignored_emergency": "utter_llm_emergency",
             "harmful_classifier": "utter_guardrail_harmful",
+            "hateful_classifier": "utter_guardrail_harmful",
             "attack_classifier": "utter_guardrail_injection",
         },
         # Slot that receives the per-turn trace (model, tokens, latency, verdicts); null: none.

@@ -64,7 +64,7 @@ def test_plugin_defaults_run_only_the_generic_rails(tmp_path):
     assert message.get("intent")["name"] == "chitchat"
     record = RailsRecord.from_parse_data(message.data)
     assert [v.rail for v in record.verdicts] == ["injection", "harmful", "attack_classifier",
-                                                  "harmful_classifier", "pii"]
+                                                  "harmful_classifier", "hateful_classifier", "pii"]
 
 
 def test_pii_is_redacted_in_the_record_not_routed(tmp_path):

@@ -40,7 +40,8 @@ class Guardrails:
 
     KEYS = ("input_rails", "output_rails", "before_generation", "patterns", "extra_patterns", "allow",
             "pii_types", "thresholds", "encoder", "heads")
-    DEFAULT_BEFORE_GENERATION = ["emergency", "emergency_classifier", "harmful_classifier", "attack_classifier"]
+    DEFAULT_BEFORE_GENERATION = ["emergency", "emergency_classifier", "harmful_classifier", "hateful_classifier",
+                                 "attack_classifier"]
 
     def __init__(self, config: Dict[str, Any]) -> None:
         unknown = sorted(set(config) - set(self.KEYS))

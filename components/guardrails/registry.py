@@ -141,8 +141,12 @@ RAILS: Dict[str, RailSpec] = {
                  _pattern("emergency"), data="lists/emergency.yml"),
         RailSpec("attack_classifier", ONLY_INPUT, "learned: jailbreak framings, prompt injection and extraction",
                  _learned("attack_classifier", "attack"), data=LEARNED, default_sides=ONLY_INPUT),
-        RailSpec("harmful_classifier", ONLY_INPUT, "learned: harmful requests, with a zero-shot category",
-                 _learned("harmful_classifier", "harmful"), data=LEARNED, default_sides=ONLY_INPUT),
+        RailSpec("harmful_classifier", ONLY_INPUT, "learned: requests for harmful help (instructions, plans), "
+                 "with a zero-shot category", _learned("harmful_classifier", "harmful"), data=LEARNED,
+                 default_sides=ONLY_INPUT),
+        RailSpec("hateful_classifier", ONLY_INPUT, "learned: hateful, harassing, sexual or violent text itself "
+                 "(what moderation labels), with a zero-shot category", _learned("hateful_classifier", "hateful"),
+                 data=LEARNED, default_sides=ONLY_INPUT),
         RailSpec("medical_advice_classifier", ONLY_INPUT, "learned: requests for a diagnosis, a dose, a "
                  "treatment choice, stopping or combining medicines (opt-in)",
                  _learned("medical_advice_classifier", "medical_advice"), data=LEARNED),
@@ -163,8 +167,8 @@ RAILS: Dict[str, RailSpec] = {
         RailSpec("prompt_leak", ONLY_OUTPUT, "the reply repeats or talks about the system prompt",
                  _function("prompt_leak", lambda c: output.prompt_leak(c.text, c.system_prompt)),
                  default_sides=ONLY_OUTPUT),
-        RailSpec("harmful_compliance", ONLY_OUTPUT, "learned, with the user's message: a harmful reply, or "
-                 "a reply that goes along with a harmful or attack request", _learned("harmful_compliance", "harmful"),
+        RailSpec("harmful_compliance", ONLY_OUTPUT, "learned, with the user's message: a hateful reply, or "
+                 "a reply that goes along with a harmful or attack request", _learned("harmful_compliance", "hateful"),
                  data=LEARNED, default_sides=ONLY_OUTPUT),
         RailSpec("ignored_emergency", ONLY_OUTPUT, "learned, with the user's message: the user stated an "
                  "emergency and the reply does not escalate", _learned("ignored_emergency", "emergency"),

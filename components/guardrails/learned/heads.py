@@ -12,7 +12,7 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, Sequence
 
 import numpy as np
 
@@ -21,12 +21,13 @@ WEIGHTS_FILE = "heads.npz"
 MANIFEST_FILE = "heads.json"
 
 # Heads and what each detects.
-HARMFUL = "harmful"  # a request for harmful content
+HARMFUL = "harmful"  # a request for harmful help: instructions, plans, content to cause harm
+HATEFUL = "hateful"  # hateful, harassing, sexual or violent text itself (what moderation labels)
 ATTACK = "attack"  # jailbreak framing, prompt injection or prompt extraction
 MEDICAL_ADVICE = "medical_advice"  # a personal diagnosis, dose or treatment choice
 EMERGENCY = "emergency"  # a medical emergency or a self-harm crisis stated by the user
 SELF_HARM = "self_harm"  # of emergencies: a self-harm crisis (picks the crisis response)
-HEADS = (HARMFUL, ATTACK, MEDICAL_ADVICE, EMERGENCY, SELF_HARM)
+HEADS = (HARMFUL, ATTACK, MEDICAL_ADVICE, EMERGENCY, SELF_HARM, HATEFUL)
 
 # Zero-shot categories of a harmful request: the nearest description wins.
 HARM_CATEGORIES: Dict[str, str] = {
@@ -41,6 +42,8 @@ HARM_CATEGORIES: Dict[str, str] = {
     "misinformation": "misinformation, fake news, propaganda, conspiracy theories, disinformation campaigns",
     "copyright": "copyright infringement, pirating software, movies or books, reproducing copyrighted text",
 }
+# The categories hateful text (a statement, not a request) is labelled with.
+HATEFUL_CATEGORIES = ("hate_harassment", "sexual_minors", "violence_weapons", "self_harm")
 
 
 @dataclass(frozen=True)
@@ -94,9 +97,9 @@ def load_heads(folder: str = str(ARTIFACT_DIR)) -> LinearHeads:
     return LinearHeads(data["weights"], data["bias"], names, dict(manifest["thresholds"]), manifest)
 
 
-def category_matrix(encoder: Any) -> tuple:
+def category_matrix(encoder: Any, names: Sequence[str] = tuple(HARM_CATEGORIES)) -> tuple:
     """(names, unit vectors) of the harm categories' descriptions, for zero-shot labelling."""
-    names: List[str] = list(HARM_CATEGORIES)
+    names = list(names)
     return names, encoder.encode([HARM_CATEGORIES[n] for n in names])
 
 

@@ -1,14 +1,15 @@
 """The learned rails: classifier heads on the shared sentence encoder.
 
 Input side (one embedding per message, shared by every head and with the
-``EmergencyDetector``): ``harmful_classifier``, ``attack_classifier``
+``EmergencyDetector``): ``harmful_classifier`` (requests for harmful help),
+``hateful_classifier`` (hateful, harassing, sexual or violent text), ``attack_classifier``
 (jailbreak, injection, prompt extraction), ``medical_advice_classifier``,
 ``emergency_classifier``. Given earlier user turns (``RailContext.history``),
 the emergency rail also scores the last turns together, so a crisis mentioned
 a message earlier is not lost (see ``WINDOW_HEADS`` for why the others do not).
 
 Output side, the reply judged together with the user's message:
-``harmful_compliance`` (a harmful reply, or a reply that goes along with a
+``harmful_compliance`` (a hateful reply, or a reply that goes along with a
 harmful or attack request instead of refusing) and ``ignored_emergency`` (the
 user stated an emergency and the reply does not escalate).
 
@@ -29,6 +30,8 @@ from components.guardrails.learned.heads import (
     ATTACK,
     EMERGENCY,
     HARMFUL,
+    HATEFUL,
+    HATEFUL_CATEGORIES,
     SELF_HARM,
     category_matrix,
     load_heads,
@@ -120,22 +123,28 @@ class _OutputRail:
 
 
 class HarmfulComplianceRail(_OutputRail):
-    """The reply is harmful, or goes along with a harmful or attack request instead of refusing."""
+    """The reply is hateful text, or goes along with a harmful or attack request instead of refusing.
+
+    The reply itself is judged by the hateful head (harmful *text*, its threshold is
+    this rail's); the harmful-request head is for requests, and on replies it scored
+    ordinary study advice ("Break it into smaller parts ...") at 0.96. Harmful *help*
+    in a reply is caught through the request it answers.
+    """
 
     def judge(self, context: RailContext, scores: Dict[str, np.ndarray]) -> Verdict:
-        """Fires on a harmful reply, or a non-refusal of a request a head flags."""
-        reply_harm = float(scores[HARMFUL][0])
+        """Fires on a hateful reply, or a non-refusal of a request a head flags."""
+        reply_hate = float(scores[HATEFUL][0])
         # how far the request is over its head's threshold (>= 1: a head would have fired)
         over = {head: float(scores[head][1]) / self.heads.thresholds[head] for head in (HARMFUL, ATTACK)}
         head = max(over, key=over.get)
         asked, t_asked = float(scores[head][1]), self.heads.thresholds[head]
-        if reply_harm >= self.threshold:
-            return Verdict(self.name, True, f"reply harmful score {reply_harm:.2f} >= {self.threshold:.2f}",
-                           category="harmful_reply", source=MODEL, score=reply_harm, threshold=self.threshold)
+        if reply_hate >= self.threshold:
+            return Verdict(self.name, True, f"reply hateful score {reply_hate:.2f} >= {self.threshold:.2f}",
+                           category="hateful_reply", source=MODEL, score=reply_hate, threshold=self.threshold)
         if asked >= t_asked and not REFUSAL.search(context.text):
             return Verdict(self.name, True, f"request {head} score {asked:.2f} >= {t_asked:.2f} and the reply does "
                            f"not refuse", category="compliance", source=MODEL, score=asked, threshold=t_asked)
-        return Verdict(self.name, False, source=MODEL, score=max(reply_harm, asked), threshold=self.threshold)
+        return Verdict(self.name, False, source=MODEL, score=max(reply_hate, asked), threshold=self.threshold)
 
 
 class IgnoredEmergencyRail(_OutputRail):
@@ -171,6 +180,10 @@ def build(name: str, head: str, settings: Any, threshold_key: Optional[str] = No
         return HarmfulComplianceRail(name, encoder, heads, threshold)
     if name == "ignored_emergency":
         return IgnoredEmergencyRail(name, encoder, heads, threshold)
-    categories = category_matrix(encoder) if head == HARMFUL else None
+    categories = None
+    if head == HARMFUL:
+        categories = category_matrix(encoder)
+    elif head == HATEFUL:
+        categories = category_matrix(encoder, HATEFUL_CATEGORIES)
     return ClassifierRail(name, head, encoder, heads, threshold, categories)
 

@@ -42,6 +42,7 @@ from components.guardrails.learned.heads import (
     ATTACK,
     EMERGENCY,
     HARMFUL,
+    HATEFUL,
     HEADS,
     MEDICAL_ADVICE,
     SELF_HARM,
@@ -76,10 +77,18 @@ PROJECT = "project"
 NLU_SKIP = {"out_of_scope"}  # examples of topics the assistant declines: not used
 # Heads measured by holding out source groups; the others have positives only in
 # the project's own data and are measured on tests/data/emergency_paraphrases.tsv.
-GROUP_HEADS = (HARMFUL, ATTACK, MEDICAL_ADVICE)
+GROUP_HEADS = (HARMFUL, HATEFUL, ATTACK, MEDICAL_ADVICE)
 # Threshold rule: the lowest score at which at most this share of benign
 # look-alikes (hard negatives) fires, estimated on scores of unseen sources.
-TARGET_FPR = {HARMFUL: 0.04, ATTACK: 0.04, MEDICAL_ADVICE: 0.04}
+TARGET_FPR = {HARMFUL: 0.04, HATEFUL: 0.04, ATTACK: 0.04, MEDICAL_ADVICE: 0.04}
+# "harmful" in safety_train covers two kinds of text: requests for harmful help
+# (questions and instructions) and harmful text itself (hate statements and flagged
+# comments from moderation sources). One head for both learned mostly the second
+# (HateCheck has 2,560 of the 6,171 positives) and needed a threshold that let at most
+# 4 % of counter-speech and unflagged comments through: it found 17 % of held-out
+# harmful requests. Two heads, each with the look-alikes of its own kind of text:
+# harmful requests (catqa held out: 83 %, harmfulqa 27 %), hateful text.
+STATEMENT_SOURCES = frozenset({"hatecheck", "openai_moderation"})
 # Emergencies: the classifier is one of three signals (patterns, the NLU's
 # emergency intent, the classifier); its thresholds bound its false alarms,
 # scored out of fold. Before generation (and on the output side) at most 5 % of
@@ -119,8 +128,11 @@ def safety_rows(shared: Path) -> List[Row]:
         item = json.loads(line)
         label = item["label"]
         attack = label in ("jailbreak", "injection")
+        harmful = label == "harmful"
+        statement = item["source"] in STATEMENT_SOURCES
         targets: Dict[str, Optional[int]] = {
-            HARMFUL: 1 if label == "harmful" else (None if attack else 0),
+            HARMFUL: None if attack or (harmful and statement) else int(harmful),
+            HATEFUL: None if attack or (harmful and not statement) else int(harmful),
             ATTACK: 1 if attack else 0,
             MEDICAL_ADVICE: 1 if label == "medical_advice" else (None if attack else 0),
             # self-harm statements may be crises: neither positive nor negative
@@ -162,8 +174,9 @@ def nlu_rows(nlu_dir: Path = ROOT / "data" / "nlu") -> List[Row]:
                 # medicine questions. They count as look-alikes in the threshold rule, so a
                 # head may refuse at most its target share of what the assistant is for.
                 rows.append(Row(text, f"project:nlu:{intent}", PROJECT, {
-                    HARMFUL: None if emergency else 0, ATTACK: 0, MEDICAL_ADVICE: None if emergency else 0,
-                    EMERGENCY: emergency, SELF_HARM: None}, hard_negative=not emergency))
+                    HARMFUL: None if emergency else 0, HATEFUL: None if emergency else 0, ATTACK: 0,
+                    MEDICAL_ADVICE: None if emergency else 0, EMERGENCY: emergency, SELF_HARM: None},
+                    hard_negative=not emergency))
     return rows
 
 
@@ -176,7 +189,8 @@ def open_qa_rows(path: Path = ROOT / "knowledge" / "open_qa.yml") -> List[Row]:
     items = yaml.safe_load(path.read_text("utf-8")) or {}
     entries = items.get("questions") or items.get("qa") or [] if isinstance(items, dict) else items
     return [Row(str(e["question"]), "project:open_qa", PROJECT,
-                {HARMFUL: 0, ATTACK: 0, MEDICAL_ADVICE: 0, EMERGENCY: 0, SELF_HARM: None}, hard_negative=True)
+                {HARMFUL: 0, HATEFUL: 0, ATTACK: 0, MEDICAL_ADVICE: 0, EMERGENCY: 0, SELF_HARM: None},
+                hard_negative=True)
             for e in entries if isinstance(e, dict) and e.get("question")]
 
 
@@ -185,14 +199,19 @@ def project_rows() -> List[Row]:
     rows = nlu_rows() + open_qa_rows()
     for kind, text in read_tsv("emergency.tsv"):
         rows.append(Row(text, "project:emergency", PROJECT, {
-            HARMFUL: None, ATTACK: 0, MEDICAL_ADVICE: None, EMERGENCY: 1, SELF_HARM: int(kind == "self_harm")}))
+            HARMFUL: None, HATEFUL: None, ATTACK: 0, MEDICAL_ADVICE: None, EMERGENCY: 1,
+            SELF_HARM: int(kind == "self_harm")}))
     negatives = {"benign_health.tsv": {MEDICAL_ADVICE: 0}, "general_health.tsv": {MEDICAL_ADVICE: 0},
-                 "benign_tech.tsv": {}, "medical_advice.tsv": {MEDICAL_ADVICE: 1},
-                 "attacks.tsv": {ATTACK: 1, MEDICAL_ADVICE: None}}
+                 "benign_tech.tsv": {}, "benign_requests.tsv": {}, "medical_advice.tsv": {MEDICAL_ADVICE: 1},
+                 "attacks.tsv": {ATTACK: 1, MEDICAL_ADVICE: None},
+                 # some ask for self-harm methods or to drop the rules: neither emergency nor attack examples
+                 "harmful_requests.tsv": {HARMFUL: 1, HATEFUL: None, ATTACK: None, MEDICAL_ADVICE: None,
+                                          EMERGENCY: None}}
     for name, special in negatives.items():
         for (text,) in read_tsv(name):
-            targets = {HARMFUL: 0, ATTACK: 0, MEDICAL_ADVICE: 0, EMERGENCY: 0, SELF_HARM: None, **special}
-            look_alike = name in ("benign_health.tsv", "general_health.tsv", "benign_tech.tsv")
+            targets = {HARMFUL: 0, HATEFUL: 0, ATTACK: 0, MEDICAL_ADVICE: 0, EMERGENCY: 0, SELF_HARM: None,
+                       **special}
+            look_alike = name in ("benign_health.tsv", "general_health.tsv", "benign_tech.tsv", "benign_requests.tsv")
             rows.append(Row(text, f"project:{name[:-4]}", PROJECT, targets, hard_negative=look_alike))
     return rows
 
@@ -258,8 +277,20 @@ def _targets(rows: Sequence[Row], head: str) -> np.ndarray:
     return np.array([r.targets[head] or 0 for r in rows])
 
 
-def _hard(rows: Sequence[Row]) -> np.ndarray:
-    return np.array([r.hard_negative for r in rows])
+def _hard(rows: Sequence[Row], head: Optional[str] = None) -> np.ndarray:
+    """The benign look-alikes of ``head``'s threshold rule.
+
+    The two harm heads count the hard negatives of their own kind of text (and
+    the project's look-alikes): the hateful head the moderation sources'
+    counter-speech and unflagged comments, the harmful-request head the other
+    sources' look-alike requests. Every other head (and ``head=None``): every
+    hard negative.
+    """
+    def counts(row: Row) -> bool:
+        if not row.hard_negative or row.group == PROJECT or head not in (HARMFUL, HATEFUL):
+            return row.hard_negative
+        return (row.source in STATEMENT_SOURCES) == (head == HATEFUL)
+    return np.array([counts(r) for r in rows])
 
 
 def _weights(rows: Sequence[Row]) -> np.ndarray:
@@ -289,7 +320,7 @@ def choose_threshold(features: np.ndarray, rows: Sequence[Row], head: str, fitte
             continue
         w, b = fitter(features[train], y[train], weights[train])
         scores[test] = predict(features[test], w, b)
-    negatives = _hard(rows) & (y == 0) & usable & ~np.isnan(scores)
+    negatives = _hard(rows, head) & (y == 0) & usable & ~np.isnan(scores)
     return threshold_for_fpr(scores[negatives], TARGET_FPR[head])
 
 
