@@ -198,3 +198,17 @@ def test_thresholds_can_be_set_in_config_and_are_validated():
         Guardrails({"thresholds": {"harmful_classifier": 3}})
     with pytest.raises(InvalidConfigException, match="no trained rail heads"):
         Guardrails({"input_rails": ["harmful_classifier"], "heads": str(ROOT / "nowhere")})
+
+
+def test_heads_trained_before_a_head_existed_are_refused_with_what_to_do(tmp_path):
+    from rasa.shared.exceptions import InvalidConfigException
+
+    shipped = heads_module.load_heads()
+    keep = [i for i, name in enumerate(shipped.names) if name != heads_module.HATEFUL]
+    thresholds = {k: v for k, v in shipped.thresholds.items() if k != heads_module.HATEFUL}
+    heads_module.LinearHeads(shipped.weights[keep], shipped.bias[keep], tuple(shipped.names[i] for i in keep),
+                             thresholds, shipped.manifest).save(tmp_path)
+    older = Guardrails({"input_rails": ["harmful_classifier"], "output_rails": [], "heads": str(tmp_path)})
+    assert older.check_input("hello").decisive is None  # rails whose heads are there still run
+    with pytest.raises(InvalidConfigException, match=r"no \['hateful'\].*make train-guards"):
+        Guardrails({"input_rails": ["hateful_classifier"], "heads": str(tmp_path)})

@@ -161,6 +161,13 @@ class IgnoredEmergencyRail(_OutputRail):
         return Verdict(self.name, False, source=MODEL, score=score, threshold=self.threshold)
 
 
+def heads_folder(settings: Any) -> str:
+    """Where the rails' heads come from (the ``heads`` setting, else the shipped ones)."""
+    from components.guardrails.learned.heads import ARTIFACT_DIR
+
+    return str(settings.heads or ARTIFACT_DIR)
+
+
 def build(name: str, head: str, settings: Any, threshold_key: Optional[str] = None) -> Any:
     """Builds one learned rail from the rails settings (encoder and heads loaded once per process).
 
@@ -175,6 +182,11 @@ def build(name: str, head: str, settings: Any, threshold_key: Optional[str] = No
         heads = load_heads(settings.heads) if settings.heads else load_heads()
     except (EncoderUnavailable, FileNotFoundError) as error:
         raise InvalidConfigException(f"Rail '{name}': {error}") from error
+    missing = {head, threshold_key or head} - set(heads.thresholds)
+    if missing:
+        raise InvalidConfigException(
+            f"Rail '{name}': the trained heads in {heads_folder(settings)} have no {sorted(missing)} "
+            f"(they have {sorted(heads.names)}); retrain them with `make train-guards`.")
     threshold = float(settings.thresholds.get(name, heads.thresholds[threshold_key or head]))
     if name == "harmful_compliance":
         return HarmfulComplianceRail(name, encoder, heads, threshold)
