@@ -281,6 +281,9 @@ def markdown(report: Dict[str, object]) -> str:
     for head, value in held["pooled"].items():
         lines.append(f"| {head} classifier, recall on held-out sources | {value['recall']} "
                      f"({value['held_out_positives']} prompts; AUROC {held['auroc_pooled'][head]}) |")
+        if value.get("held_out_look_alikes"):
+            lines.append(f"| {head} classifier, fired on benign look-alikes of held-out sources | "
+                         f"{value['look_alike_false_refusals']} of {value['held_out_look_alikes']} |")
     for name, value in report["redteam_refusal"].items():
         lines.append(f"| configured input rails, refused on redteam_dev/{name} | {value['rate']} of {value['n']} |")
     lines.append(f"| false refusals, project safe set | {report['over_refusal_safe']['rate']} "

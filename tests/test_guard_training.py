@@ -70,3 +70,15 @@ def test_held_out_recall_of_the_shipped_heads_stays_above_its_floor(head):
     measured = manifest["measured"]["summary"][head]
     assert measured["held_out_positives"] > 0
     assert measured["recall"] >= FLOORS[head], (head, measured)
+
+
+def test_the_summary_pools_recall_and_look_alike_false_refusals_over_held_out_groups():
+    groups = {
+        "a": {HARMFUL: {"positives": 10, "recall": 0.5, "look_alikes": 100, "false_refusals_hard": 0.02}},
+        "b": {HARMFUL: {"positives": 30, "recall": 0.9, "look_alikes": 300, "false_refusals_hard": 0.1}},
+        "c": {ATTACK: {"positives": 5, "recall": 1.0}},
+    }
+    summary = train.summarise(groups)
+    assert summary[HARMFUL] == {"held_out_positives": 40, "recall": 0.8, "held_out_look_alikes": 400,
+                                "look_alike_false_refusals": 0.08}
+    assert summary[ATTACK]["recall"] == 1.0 and summary[ATTACK]["look_alike_false_refusals"] is None

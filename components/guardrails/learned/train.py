@@ -358,6 +358,7 @@ def leave_group_out(features: np.ndarray, rows: Sequence[Row], fitter: Callable 
                 result["false_refusals"] = round(float(fired[y_held == 0].mean()), 4)
             if (hard & (y_held == 0)).any():
                 result["false_refusals_hard"] = round(float(fired[hard & (y_held == 0)].mean()), 4)
+                result["look_alikes"] = int((hard & (y_held == 0)).sum())
             result["auroc"] = auroc(scores, y_held)
             if len(result) > 2:
                 entry[head] = result
@@ -454,7 +455,12 @@ def summarise(groups: Dict[str, Any]) -> Dict[str, Any]:
     for head in GROUP_HEADS:
         pos = sum(g[head].get("positives", 0) for g in groups.values() if head in g)
         hit = sum(g[head].get("recall", 0) * g[head].get("positives", 0) for g in groups.values() if head in g)
-        summary[head] = {"held_out_positives": pos, "recall": round(hit / pos, 4) if pos else None}
+        looks = sum(g[head].get("look_alikes", 0) for g in groups.values() if head in g)
+        fired = sum(g[head].get("false_refusals_hard", 0) * g[head].get("look_alikes", 0)
+                    for g in groups.values() if head in g)
+        summary[head] = {"held_out_positives": pos, "recall": round(hit / pos, 4) if pos else None,
+                         "held_out_look_alikes": looks,
+                         "look_alike_false_refusals": round(fired / looks, 4) if looks else None}
     return summary
 
 
