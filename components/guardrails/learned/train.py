@@ -85,9 +85,9 @@ TARGET_FPR = {HARMFUL: 0.04, HATEFUL: 0.04, ATTACK: 0.04, MEDICAL_ADVICE: 0.04}
 # (questions and instructions) and harmful text itself (hate statements and flagged
 # comments from moderation sources). One head for both learned mostly the second
 # (HateCheck has 2,560 of the 6,171 positives) and needed a threshold that let at most
-# 4 % of counter-speech and unflagged comments through: it found 17 % of held-out
+# 4 % of counter-speech and unflagged comments through: it found 21 % of held-out
 # harmful requests. Two heads, each with the look-alikes of its own kind of text:
-# harmful requests (catqa held out: 83 %, harmfulqa 27 %), hateful text.
+# harmful requests (41 % held out; catqa 82 %, harmfulqa 26 %), hateful text.
 STATEMENT_SOURCES = frozenset({"hatecheck", "openai_moderation"})
 # Emergencies: the classifier is one of three signals (patterns, the NLU's
 # emergency intent, the classifier); its thresholds bound its false alarms,
