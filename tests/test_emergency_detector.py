@@ -47,6 +47,9 @@ def _classified(text, intent="check_order_status", confidence=0.93):
         ("i want to kill myself", "self_harm"),
         ("I don't want to live anymore", "self_harm"),
         ("sometimes I think about ending my life", "self_harm"),
+        ("ugh honestly i just want to kms", "self_harm"),
+        ("gonna unalive myself tonight", "self_harm"),
+        ("thinking about how to off myself", "self_harm"),
     ],
 )
 def test_emergencies_override_the_intent(tmp_path, text, kind):
@@ -68,6 +71,8 @@ def test_emergencies_override_the_intent(tmp_path, text, kind):
         "what is the maximum dose of sunlight for plants",
         "I can breathe fine, just want to know about coughs",
         "this price is killing me",
+        "the clinic is 5 kms away",
+        "we walked 10kms yesterday",
     ],
 )
 def test_near_misses_are_left_alone(tmp_path, text):
