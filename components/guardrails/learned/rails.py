@@ -27,6 +27,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from components.guardrails.learned.heads import (
+    ARTIFACT_DIR,
     ATTACK,
     EMERGENCY,
     HARMFUL,
@@ -161,13 +162,6 @@ class IgnoredEmergencyRail(_OutputRail):
         return Verdict(self.name, False, source=MODEL, score=score, threshold=self.threshold)
 
 
-def heads_folder(settings: Any) -> str:
-    """Where the rails' heads come from (the ``heads`` setting, else the shipped ones)."""
-    from components.guardrails.learned.heads import ARTIFACT_DIR
-
-    return str(settings.heads or ARTIFACT_DIR)
-
-
 def build(name: str, head: str, settings: Any, threshold_key: Optional[str] = None) -> Any:
     """Builds one learned rail from the rails settings (encoder and heads loaded once per process).
 
@@ -179,15 +173,17 @@ def build(name: str, head: str, settings: Any, threshold_key: Optional[str] = No
 
     try:
         encoder = get_encoder(settings.encoder)
-        heads = load_heads(settings.heads) if settings.heads else load_heads()
+        folder = str(settings.heads or ARTIFACT_DIR)
+        heads = load_heads(folder)
     except (EncoderUnavailable, FileNotFoundError) as error:
         raise InvalidConfigException(f"Rail '{name}': {error}") from error
-    missing = {head, threshold_key or head} - set(heads.thresholds)
+    key = threshold_key or head
+    missing = {head, key} - set(heads.thresholds)
     if missing:
         raise InvalidConfigException(
-            f"Rail '{name}': the trained heads in {heads_folder(settings)} have no {sorted(missing)} "
+            f"Rail '{name}': the trained heads in {folder} have no {sorted(missing)} "
             f"(they have {sorted(heads.names)}); retrain them with `make train-guards`.")
-    threshold = float(settings.thresholds.get(name, heads.thresholds[threshold_key or head]))
+    threshold = float(settings.thresholds.get(name, heads.thresholds[key]))
     if name == "harmful_compliance":
         return HarmfulComplianceRail(name, encoder, heads, threshold)
     if name == "ignored_emergency":
