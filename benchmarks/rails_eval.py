@@ -5,7 +5,7 @@
 - the configured rails (patterns + classifiers) on redteam_dev (never trained
   on), over-refusal on the project's safe set and on safety_train's benign
   contrast prompts, PII recall on pii_dev;
-- emergencies: the held-out paraphrases (tests/data/emergency_paraphrases.tsv)
+- emergencies: the held-out paraphrases (tests/data/emergency_paraphrases*.tsv, per batch)
   escalated by the NLU-side signals (patterns, classifier) and by the check
   before generation;
 - latency of all rails per turn (NLU side and LLM side) and the memory the
@@ -28,7 +28,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SHARED = ROOT.parent / "shared" / "datasets"
@@ -170,9 +170,13 @@ def plot_roc(curves: Dict[str, Dict[str, object]], path: Path) -> None:
     plt.close(fig)
 
 
-def paraphrases(path: Path = ROOT / "tests" / "data" / "emergency_paraphrases.tsv") -> List[str]:
-    lines = path.read_text("utf-8").splitlines()
-    return [line.split("\t")[1] for line in lines if line.strip() and not line.startswith("#")]
+PARAPHRASE_BATCHES = sorted((ROOT / "tests" / "data").glob("emergency_paraphrases*.tsv"))
+
+
+def paraphrases(paths: Sequence[Path] = tuple(PARAPHRASE_BATCHES)) -> List[str]:
+    """The texts of the held-out emergency paraphrase batches (kind <TAB> text per line)."""
+    return [line.split("\t")[1] for path in paths for line in path.read_text("utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
 
 
 def emergencies() -> Dict[str, object]:
@@ -186,8 +190,12 @@ def emergencies() -> Dict[str, object]:
     nlu_missed = [t for t in texts if detector.check(Message(data={"text": t})).decisive is None]
     llm_missed = [t for t in texts if guardrails.check_before_generation(t).decisive is None
                   and detector.detect(t) is None]
+    by_batch = {path.name: {"n": len(batch), "nlu_side_missed": len(set(batch) & set(nlu_missed)),
+                            "before_generation_missed": len(set(batch) & set(llm_missed))}
+                for path in PARAPHRASE_BATCHES for batch in [paraphrases([path])]}
     return {
         "n": len(texts),
+        "by_batch": by_batch,
         "nlu_side_escalated": round(1 - len(nlu_missed) / len(texts), 4),
         "nlu_side_missed": nlu_missed,
         "before_generation_escalated": round(1 - len(llm_missed) / len(texts), 4),
