@@ -50,6 +50,10 @@ def _classified(text, intent="check_order_status", confidence=0.93):
         ("ugh honestly i just want to kms", "self_harm"),
         ("gonna unalive myself tonight", "self_harm"),
         ("thinking about how to off myself", "self_harm"),
+        ("honestly I just want to stop existing", "self_harm"),
+        ("I wish I were dead", "self_harm"),
+        ("everyone says I'd be better off dead", "self_harm"),
+        ("some nights I want to go to sleep and never wake up", "self_harm"),
     ],
 )
 def test_emergencies_override_the_intent(tmp_path, text, kind):
@@ -73,6 +77,8 @@ def test_emergencies_override_the_intent(tmp_path, text, kind):
         "this price is killing me",
         "the clinic is 5 kms away",
         "we walked 10kms yesterday",
+        "I want my old account to stop existing",
+        "I wish I could sleep in and not wake up early",
     ],
 )
 def test_near_misses_are_left_alone(tmp_path, text):
