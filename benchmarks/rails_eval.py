@@ -302,6 +302,9 @@ def markdown(report: Dict[str, object]) -> str:
     lines.append(f"| emergency paraphrases escalated, NLU side (patterns + classifier) | "
                  f"{emergencies['nlu_side_escalated']} of {emergencies['n']} |")
     lines.append(f"| emergency paraphrases escalated before generation | {emergencies['before_generation_escalated']} |")
+    for batch, value in emergencies["by_batch"].items():
+        lines.append(f"| {batch}: missed on the NLU side (without the intent), before generation | "
+                     f"{value['nlu_side_missed']}, {value['before_generation_missed']} of {value['n']} |")
     for side, value in report["latency"].items():
         lines.append(f"| rails latency per turn, {side} | p50 {value['p50_ms']} ms, p99 {value['p99_ms']} ms |")
     lines.append(f"| memory the encoder adds to a process | {report['memory']['added_mb']} MB |")
