@@ -51,6 +51,19 @@ def test_the_projects_own_requests_are_used_and_never_emergency_examples():
     assert benign.targets[HARMFUL] == 0 and benign.hard_negative
 
 
+def test_project_folds_keep_copies_together_and_do_not_move_when_rows_are_added():
+    """The emergency thresholds' folds: a text's copies share a fold (data/nlu and
+    emergency.tsv share 100 texts; split over folds, a copy in training flattered the
+    out-of-fold recall), and adding rows moves no other row (a retrain after new NLU
+    examples redrew every fold and moved the lenient threshold by 0.04)."""
+    texts = [f"example {i}" for i in range(200)]
+    before = [train._fold(t, 0, 5) for t in texts]
+    assert [train._fold(t, 0, 5) for t in texts + ["a new row"]][:200] == before
+    assert train._fold(str("example 7"), 0, 5) == before[7]  # a copy of a text: its fold
+    assert len(set(before)) == 5 and min(before.count(k) for k in range(5)) > 20  # every fold used
+    assert [train._fold(t, 1, 5) for t in texts] != before  # another draw, other folds
+
+
 def test_the_threshold_rule_lets_at_most_the_target_share_of_look_alikes_fire():
     scores = np.linspace(0, 1, 100)
     threshold = train.threshold_for_fpr(scores, 0.04)

@@ -56,6 +56,9 @@ DATA_DIR = ARTIFACT_DIR / "data"
 DEFAULT_SHARED = ROOT.parent / "shared" / "datasets"
 CACHE_DIR = ROOT / ".cache" / "guards"
 SEED = 0
+# Draws of the project's folds for the emergency thresholds (the median is kept): one
+# draw moved the strict threshold by 0.017 and the lenient one by 0.05 between seeds.
+CV_DRAWS = 5
 C = 0.5  # inverse regularisation strength of the logistic regressions
 # The project's own rows (its NLU examples, the written look-alikes) are few next to
 # 18,000 public rows, and they are the traffic this assistant gets: they weigh more.
@@ -366,20 +369,53 @@ def leave_group_out(features: np.ndarray, rows: Sequence[Row], fitter: Callable 
     return {"groups": report, "oof": oof}
 
 
-def project_cv(features: np.ndarray, rows: Sequence[Row], head: str, folds: int = 5) -> np.ndarray:
-    """Out-of-fold scores of the project's rows for a head trained on everything else too."""
-    rng = np.random.default_rng(SEED)
+def _fold(text: str, draw: int, folds: int) -> int:
+    """A row's fold in one draw, from a hash of its text: adding rows moves no other row,
+    and copies of a text share a fold."""
+    return int(hashlib.sha256(f"{draw}:{text}".encode("utf-8")).hexdigest()[:8], 16) % folds
+
+
+def project_cv(features: np.ndarray, rows: Sequence[Row], head: str, folds: int = 5, draw: int = 0) -> np.ndarray:
+    """Out-of-fold scores of the project's rows for a head trained on everything else too
+    (one ``draw`` of the folds; the other rows are NaN)."""
     usable = _usable(rows, head)
     y = _targets(rows, head)
     project = np.array([r.group == PROJECT for r in rows]) & usable
-    fold_of = np.full(len(rows), -1)
-    fold_of[project] = rng.permutation(np.arange(project.sum()) % folds)
+    fold_of = np.array([_fold(r.text, draw, folds) if p else -1 for r, p in zip(rows, project)])
     scores = np.full(len(rows), np.nan)
+    weights = _weights(rows)
     for k in range(folds):
         test = fold_of == k
-        w, b = fit(features[usable & ~test], y[usable & ~test], _weights(rows)[usable & ~test])
+        w, b = fit(features[usable & ~test], y[usable & ~test], weights[usable & ~test])
         scores[test] = predict(features[test], w, b)
     return scores
+
+
+def emergency_thresholds(features: np.ndarray, rows: Sequence[Row]) -> Tuple[Dict[str, float], Dict[str, Any]]:
+    """The emergency head's two thresholds, each the median over ``CV_DRAWS`` draws of the
+    project's folds, and what they cost and find out of fold (mean over the draws)."""
+    draws = [project_cv(features, rows, EMERGENCY, draw=d) for d in range(CV_DRAWS)]
+    y = _targets(rows, EMERGENCY)
+    positives = (y == 1) & ~np.isnan(draws[0])
+    look_alikes = np.array([r.source == "project:benign_health" for r in rows])
+    own_intents = np.array([r.source.startswith("project:nlu:") for r in rows]) & (y == 0)
+    budgets = {EMERGENCY: (look_alikes | own_intents, LLM_TURN_FALSE_ALARMS),
+               EMERGENCY_STRICT: (own_intents, NLU_FALSE_ALARMS)}
+    thresholds, report = {}, {}
+    for name, (negatives, budget) in budgets.items():
+        per_draw = [threshold_for_fpr(scores[negatives], budget) for scores in draws]
+        threshold = thresholds[name] = round(float(np.median(per_draw)), 4)
+
+        def mean_rate(mask: np.ndarray) -> float:
+            return round(float(np.mean([(scores[mask] >= threshold).mean() for scores in draws])), 4)
+
+        report[name] = {
+            "threshold": threshold, "threshold_per_draw": [round(t, 4) for t in per_draw],
+            "project_oof_recall": mean_rate(positives),
+            "benign_look_alike_oof_false_alarms": mean_rate(look_alikes),
+            "own_nlu_examples_oof_false_alarms": mean_rate(own_intents),
+        }
+    return thresholds, report
 
 
 def train(shared: Path, encoder_model: str, out: Path, compare: bool = False, progress: bool = True) -> Dict[str, Any]:
@@ -392,25 +428,9 @@ def train(shared: Path, encoder_model: str, out: Path, compare: bool = False, pr
     thresholds: Dict[str, float] = {
         head: round(choose_threshold(features, rows, head, fit), 4) for head in GROUP_HEADS
     }
-    # emergencies: out-of-fold scores of the project's examples, threshold for recall
-    emergency_oof = project_cv(features, rows, EMERGENCY)
-    y = _targets(rows, EMERGENCY)
-    positives = emergency_oof[(y == 1) & ~np.isnan(emergency_oof)]
-    look_alikes = np.array([r.source == "project:benign_health" for r in rows])
-    own_intents = np.array([r.source.startswith("project:nlu:") for r in rows]) & (y == 0)
-    thresholds[EMERGENCY] = round(threshold_for_fpr(emergency_oof[look_alikes | own_intents], LLM_TURN_FALSE_ALARMS), 4)
-    thresholds[EMERGENCY_STRICT] = round(threshold_for_fpr(emergency_oof[own_intents], NLU_FALSE_ALARMS), 4)
-    emergency_report = {
-        name: {
-            "threshold": thresholds[name],
-            "project_oof_recall": round(float((positives >= thresholds[name]).mean()), 4),
-            "benign_look_alike_oof_false_alarms": round(float(
-                (emergency_oof[look_alikes] >= thresholds[name]).mean()), 4),
-            "own_nlu_examples_oof_false_alarms": round(float(
-                (emergency_oof[own_intents] >= thresholds[name]).mean()), 4),
-        }
-        for name in (EMERGENCY, EMERGENCY_STRICT)
-    }
+    # emergencies: out-of-fold scores of the project's examples, thresholds for recall
+    emergency, emergency_report = emergency_thresholds(features, rows)
+    thresholds.update(emergency)
     thresholds[SELF_HARM] = SELF_HARM_THRESHOLD
     weights, biases = [], []
     for head in HEADS:
