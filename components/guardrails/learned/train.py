@@ -79,7 +79,7 @@ GROUPS: Dict[str, Tuple[str, ...]] = {
 PROJECT = "project"
 NLU_SKIP = {"out_of_scope"}  # examples of topics the assistant declines: not used
 # Heads measured by holding out source groups; the others have positives only in
-# the project's own data and are measured on tests/data/emergency_paraphrases.tsv.
+# the project's own data and are measured on tests/data/emergency_paraphrases*.tsv.
 GROUP_HEADS = (HARMFUL, HATEFUL, ATTACK, MEDICAL_ADVICE)
 # Threshold rule: the lowest score at which at most this share of benign
 # look-alikes (hard negatives) fires, estimated on scores of unseen sources.
