@@ -45,7 +45,7 @@ import yaml
 
 from benchmarks.routing import eval_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FOLDS = 5
 SEED = 0
 GRID = [round(x, 2) for x in np.arange(0.05, 0.61, 0.05)]
