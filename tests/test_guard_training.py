@@ -56,12 +56,17 @@ def test_project_folds_keep_copies_together_and_do_not_move_when_rows_are_added(
     emergency.tsv share 100 texts; split over folds, a copy in training flattered the
     out-of-fold recall), and adding rows moves no other row (a retrain after new NLU
     examples redrew every fold and moved the lenient threshold by 0.04)."""
-    texts = [f"example {i}" for i in range(200)]
-    before = [train._fold(t, 0, 5) for t in texts]
-    assert [train._fold(t, 0, 5) for t in texts + ["a new row"]][:200] == before
-    assert train._fold(str("example 7"), 0, 5) == before[7]  # a copy of a text: its fold
-    assert len(set(before)) == 5 and min(before.count(k) for k in range(5)) > 20  # every fold used
-    assert [train._fold(t, 1, 5) for t in texts] != before  # another draw, other folds
+    rows = [train.Row(f"example {i}", "project:nlu:greet", train.PROJECT, {}) for i in range(200)]
+    before = train.project_folds(rows, np.ones(len(rows), bool), draw=0, folds=5)
+    copy = train.Row("example 7", "project:emergency", train.PROJECT, {})
+    grown = [train.Row("a new row", "project:nlu:greet", train.PROJECT, {}), *rows, copy]
+    after = train.project_folds(grown, np.ones(len(grown), bool), draw=0, folds=5)
+    assert after[1:-1].tolist() == before.tolist()  # a row added in front moves nothing
+    assert after[-1] == before[7]  # the copy shares its original's fold
+    assert sorted(set(before.tolist())) == [0, 1, 2, 3, 4] and min(np.bincount(before)) > 20
+    assert train.project_folds(rows, np.ones(len(rows), bool), draw=1, folds=5).tolist() != before.tolist()
+    outside = np.array([i % 2 == 0 for i in range(len(rows))])
+    assert (train.project_folds(rows, outside, draw=0, folds=5)[~outside] == -1).all()
 
 
 def test_the_threshold_rule_lets_at_most_the_target_share_of_look_alikes_fire():

@@ -375,13 +375,18 @@ def _fold(text: str, draw: int, folds: int) -> int:
     return int(hashlib.sha256(f"{draw}:{text}".encode("utf-8")).hexdigest()[:8], 16) % folds
 
 
+def project_folds(rows: Sequence[Row], in_cv: np.ndarray, draw: int, folds: int) -> np.ndarray:
+    """Each row's fold in one draw (-1 for rows outside ``in_cv``)."""
+    return np.array([_fold(r.text, draw, folds) if inside else -1 for r, inside in zip(rows, in_cv)])
+
+
 def project_cv(features: np.ndarray, rows: Sequence[Row], head: str, folds: int = 5, draw: int = 0) -> np.ndarray:
     """Out-of-fold scores of the project's rows for a head trained on everything else too
     (one ``draw`` of the folds; the other rows are NaN)."""
     usable = _usable(rows, head)
     y = _targets(rows, head)
     project = np.array([r.group == PROJECT for r in rows]) & usable
-    fold_of = np.array([_fold(r.text, draw, folds) if p else -1 for r, p in zip(rows, project)])
+    fold_of = project_folds(rows, project, draw, folds)
     scores = np.full(len(rows), np.nan)
     weights = _weights(rows)
     for k in range(folds):
