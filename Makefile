@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 REQ_HASH := $(shell cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 MODEL_FILE := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
-ENCODER := .cache/models/all-MiniLM-L6-v2/model.f32.gguf
+# The sentence encoder's two derived files (its GGUF for llama.cpp, its ONNX export for ONNX Runtime).
+ENCODER := .cache/models/all-MiniLM-L6-v2/model.f32.gguf .cache/models/all-MiniLM-L6-v2/model.onnx
 INDEX := .cache/index/index.json
 KNOWLEDGE_FILES := $(wildcard knowledge/*.yml knowledge/*.json knowledge/documents/*.md knowledge/documents/*.txt)
 WARM_STAMP := .cache/converted/.warm-$(shell cat config.yml 2>/dev/null | sha256sum | cut -c1-12)
@@ -65,7 +66,7 @@ llama-wheel: $(LLAMA_WHEEL)
 $(MODEL_FILE):
 	$(BIN)/python scripts/fetch_model.py smollm2
 
-$(ENCODER): | $(STAMP)
+$(ENCODER) &: | $(STAMP)
 	$(BIN)/python scripts/fetch_model.py minilm
 
 $(WARM_STAMP): $(MODEL_FILE) $(ENCODER) config.yml

