@@ -6,7 +6,10 @@ sure the intent classifier is about something else. This component runs after
 the classifiers (and after ``FallbackClassifier``). Three signals, any one of
 which escalates (fail closed): its patterns, the learned emergency classifier
 (the shared sentence encoder, high-recall threshold), and the NLU's own
-emergency intent ranked at or above ``intent_threshold``. It then sets the
+emergency intent ranked at or above ``intent_threshold``. On turns the intent
+classifier routes to one of ``lenient_intents`` (health questions answered by a
+curated action, where no check before generation runs), the classifier also
+escalates at its lenient threshold, the one the LLM action uses. It then sets the
 configured emergency intent with full confidence and adds an ``emergency_type``
 entity (``medical`` or ``self_harm``); every signal's verdict, with its source,
 score and threshold, goes into the parse data under ``emergency_check``. What
@@ -51,6 +54,9 @@ ENTITY_KEY = "entity"
 PATTERNS_KEY = "patterns"
 CLASSIFIER_KEY = "classifier"
 INTENT_THRESHOLD_KEY = "intent_threshold"
+LENIENT_INTENTS_KEY = "lenient_intents"
+STRICT_RAIL = "emergency_classifier_strict"
+LENIENT_RAIL = "emergency_classifier"
 
 
 
@@ -85,6 +91,9 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
             # emergency intent at or above this confidence, even if it is not the top
             # intent (null: off).
             INTENT_THRESHOLD_KEY: 0.2,
+            # Intents whose turns the classifier checks at its lenient threshold too
+            # (e.g. symptom questions answered by a curated action); [] = none.
+            LENIENT_INTENTS_KEY: [],
         }
 
     def __init__(self, config: Dict[Text, Any]) -> None:
@@ -105,9 +114,15 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
                 f"EmergencyDetector: '{CLASSIFIER_KEY}' must be the rails settings of the emergency classifier "
                 f"(encoder, heads, thresholds) or null to switch it off, got {rails!r}."
             )
+        lenient = config.get(LENIENT_INTENTS_KEY) or []
+        if not isinstance(lenient, list) or not all(isinstance(i, str) and i.strip() for i in lenient):
+            raise InvalidConfigException(
+                f"EmergencyDetector: '{LENIENT_INTENTS_KEY}' must be a list of intent names, got {lenient!r}."
+            )
+        self._lenient_intents = frozenset(lenient)
+        rails_names = [STRICT_RAIL, LENIENT_RAIL] if lenient else [STRICT_RAIL]
         self._classifier = (
-            Guardrails({**rails, "input_rails": ["emergency_classifier_strict"], "output_rails": []})
-            if rails is not None else None
+            Guardrails({**rails, "input_rails": rails_names, "output_rails": []}) if rails is not None else None
         )
 
     @classmethod
@@ -143,7 +158,9 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
             if hit else Verdict("emergency", False)
         ]
         if self._classifier is not None:
-            verdicts += self._classifier.check_input(text).verdicts
+            intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+            verdicts += [self._lenient_only_on_listed_intents(v, intent)
+                         for v in self._classifier.check_input(text).verdicts]
         if self._intent_threshold is not None:
             confidence = max((float(r.get(PREDICTED_CONFIDENCE_KEY) or 0) for r in message.get(INTENT_RANKING_KEY) or []
                               if r.get(INTENT_NAME_KEY) == self._intent), default=0.0)
@@ -156,6 +173,16 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
             ))
         decisive = next((v for v in verdicts if v.triggered), None)
         return RailsRecord(verdicts, decisive)
+
+    def _lenient_only_on_listed_intents(self, verdict: Verdict, intent: Optional[Text]) -> Verdict:
+        """The lenient verdict as it stands on a turn routed to a listed intent; elsewhere not fired."""
+        if verdict.rail != LENIENT_RAIL or not verdict.triggered:
+            return verdict
+        if intent in self._lenient_intents:
+            return Verdict(verdict.rail, True, f"{verdict.reason}, on a '{intent}' turn", category=verdict.category,
+                           source=verdict.source, score=verdict.score, threshold=verdict.threshold)
+        return Verdict(verdict.rail, False, f"not fired: '{intent}' is not in {LENIENT_INTENTS_KEY}",
+                       source=verdict.source, score=verdict.score, threshold=verdict.threshold)
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets the emergency intent on messages that state an emergency."""

@@ -118,6 +118,30 @@ def test_the_nlu_emergency_intent_fails_closed_below_the_top(tmp_path):
     assert detector.process([quiet])[0].get("intent")["name"] == "greet"
 
 
+def test_the_lenient_threshold_escalates_only_on_the_listed_intents(tmp_path):
+    """A health turn answered by a curated action gets the lenient threshold (the LLM
+    action's check before generation); a turn routed anywhere else does not."""
+    text = "my head is pounding and my neck feels stiff"
+    probe = _create(tmp_path, intent_threshold=None, lenient_intents=["symptom_info"])
+    [probed] = probe.process([_classified(text, intent="check_order_status")])
+    score = RailsRecord.from_dict(probed.get(EMERGENCY_CHECK_KEY)).verdict("emergency_classifier").score
+    assert 0.1 < score < 0.9, score  # room for a threshold on each side
+    thresholds = {"emergency_classifier": score - 0.05, "emergency_classifier_strict": score + 0.05}
+    detector = _create(tmp_path, intent_threshold=None, lenient_intents=["symptom_info"],
+                       classifier={"thresholds": thresholds})
+    [health] = detector.process([_classified(text, intent="symptom_info")])
+    decisive = RailsRecord.from_dict(health.get(EMERGENCY_CHECK_KEY)).decisive
+    assert health.get("intent")["name"] == "emergency"
+    assert decisive.rail == "emergency_classifier" and "'symptom_info' turn" in decisive.reason
+    [elsewhere] = detector.process([_classified(text, intent="check_order_status")])
+    record = RailsRecord.from_dict(elsewhere.get(EMERGENCY_CHECK_KEY))
+    assert elsewhere.get("intent")["name"] == "check_order_status" and record.decisive is None
+    assert "not in lenient_intents" in record.verdict("emergency_classifier").reason
+    unlisted = _create(tmp_path, intent_threshold=None, classifier={"thresholds": thresholds})
+    [kept] = unlisted.process([_classified(text, intent="symptom_info")])
+    assert kept.get("intent")["name"] == "symptom_info"
+
+
 def test_stroke_out_of_context_escalates_on_purpose(tmp_path):
     # A missed stroke costs more than a false alarm: this over-escalation is accepted.
     [message] = _create(tmp_path).process([_classified("the stroke order of chinese characters")])
@@ -146,6 +170,7 @@ def test_custom_patterns_and_names_from_config(tmp_path):
         ({"patterns": {"medical": ["(unclosed"]}}, "is not a valid regular expression"),
         ({"intent_threshold": 2}, "'intent_threshold' must be a number in (0, 1]"),
         ({"classifier": "yes"}, "'classifier' must be the rails settings"),
+        ({"lenient_intents": "symptom_info"}, "'lenient_intents' must be a list of intent names"),
     ],
 )
 def test_bad_config_is_rejected_with_advice(tmp_path, overrides, fragment):

@@ -83,7 +83,7 @@ def test_every_paraphrase_is_escalated_and_never_answered_by_the_model(servers):
     assert by_nlu + before_generation >= FLOOR, missed
 
 
-FLOOR = 305
+FLOOR = 312
 
 
 def test_mild_complaints_are_not_escalated_more_than_the_ceiling(servers):
@@ -100,4 +100,4 @@ def test_mild_complaints_are_not_escalated_more_than_the_ceiling(servers):
     assert len(wrongly) <= MILD_CEILING, wrongly
 
 
-MILD_CEILING = 36  # 2026-11-30, when the file was written: 36 of 60
+MILD_CEILING = 25  # 36 of 60 when the file was written (2026-11-30), 25 after that day's changes

@@ -93,12 +93,15 @@ TARGET_FPR = {HARMFUL: 0.04, HATEFUL: 0.04, ATTACK: 0.04, MEDICAL_ADVICE: 0.04}
 # harmful requests (41 % held out; catqa 82 %, harmfulqa 26 %), hateful text.
 STATEMENT_SOURCES = frozenset({"hatecheck", "openai_moderation"})
 # Emergencies: the classifier is one of three signals (patterns, the NLU's
-# emergency intent, the classifier); its thresholds bound its false alarms,
-# scored out of fold. Before generation (and on the output side) at most 5 % of
-# benign health look-alikes and of the assistant's own non-emergency NLU
-# examples may fire; in the NLU, where it overrides every intent, at most 2 % of
-# the assistant's own NLU examples.
-LLM_TURN_FALSE_ALARMS = 0.05
+# emergency intent, the classifier), scored out of fold on the project's examples.
+# The lenient threshold (before generation, on the output side, and on turns the
+# NLU routes to a health intent) is chosen for recall: the highest that finds 90 %
+# of the project's emergency examples. A false-alarm budget instead (5 % of the
+# health look-alikes and own NLU examples, until 2026-11-30) moved it with every
+# hard negative added: 34 mild complaints raised it from 0.76 to 0.88 and its
+# recall fell to 85 %. The strict threshold, in the NLU, where it overrides every
+# intent, keeps a budget: at most 2 % of the assistant's own NLU examples.
+LENIENT_RECALL = 0.90
 NLU_FALSE_ALARMS = 0.02
 EMERGENCY_STRICT = "emergency_strict"
 SELF_HARM_THRESHOLD = 0.5  # of emergencies, which response: crisis support above it
@@ -264,6 +267,15 @@ def threshold_for_fpr(negative_scores: np.ndarray, target: float) -> float:
     return float(min(0.99, ordered[allowed] + 1e-6))
 
 
+def threshold_for_recall(positive_scores: np.ndarray, target: float) -> float:
+    """The highest threshold that still finds at least ``target`` of ``positive_scores``."""
+    if len(positive_scores) == 0:
+        return 0.5
+    ordered = np.sort(positive_scores)[::-1]
+    needed = int(np.ceil(target * len(ordered)))
+    return float(min(0.99, ordered[max(needed, 1) - 1]))
+
+
 def auroc(scores: np.ndarray, targets: np.ndarray) -> Optional[float]:
     if len(set(targets.tolist())) < 2:
         return None
@@ -404,11 +416,11 @@ def emergency_thresholds(features: np.ndarray, rows: Sequence[Row]) -> Tuple[Dic
     positives = (y == 1) & ~np.isnan(draws[0])
     look_alikes = np.array([r.source == "project:benign_health" for r in rows])
     own_intents = np.array([r.source.startswith("project:nlu:") for r in rows]) & (y == 0)
-    budgets = {EMERGENCY: (look_alikes | own_intents, LLM_TURN_FALSE_ALARMS),
-               EMERGENCY_STRICT: (own_intents, NLU_FALSE_ALARMS)}
+    rules = {EMERGENCY: lambda scores: threshold_for_recall(scores[positives], LENIENT_RECALL),
+             EMERGENCY_STRICT: lambda scores: threshold_for_fpr(scores[own_intents], NLU_FALSE_ALARMS)}
     thresholds, report = {}, {}
-    for name, (negatives, budget) in budgets.items():
-        per_draw = [threshold_for_fpr(scores[negatives], budget) for scores in draws]
+    for name, rule in rules.items():
+        per_draw = [rule(scores) for scores in draws]
         threshold = thresholds[name] = round(float(np.median(per_draw)), 4)
 
         def mean_rate(mask: np.ndarray) -> float:
@@ -462,7 +474,7 @@ def train(shared: Path, encoder_model: str, out: Path, compare: bool = False, pr
         "training": {
             "data": "safety_train (../shared/datasets/safety_train, 13 public sources; licences in "
                     "docs/guardrails.md) + components/guardrails/learned/data/*.tsv (written for this project)",
-            "seed": SEED, "C": C, "target_false_refusals": TARGET_FPR, "emergency_false_alarms": LLM_TURN_FALSE_ALARMS,
+            "seed": SEED, "C": C, "target_false_refusals": TARGET_FPR, "emergency_lenient_recall": LENIENT_RECALL,
             "emergency_strict_nlu_false_alarms": NLU_FALSE_ALARMS,
             "rows": report["rows"],
         },
