@@ -76,6 +76,16 @@ def test_the_threshold_rule_lets_at_most_the_target_share_of_look_alikes_fire():
     assert (scores >= threshold - 0.02).mean() > 0.04
 
 
+
+def test_the_recall_rule_finds_at_least_the_target_share_and_no_higher_threshold_would():
+    rng = np.random.default_rng(0)
+    for target in (0.5, 0.9, 0.95):
+        scores = rng.random(137)
+        threshold = train.threshold_for_recall(scores, target)
+        assert (scores >= threshold).mean() >= target
+        assert (scores >= threshold + 1e-9).mean() < target  # the highest such threshold
+
+
 # Pooled recall on held-out source groups when the shipped heads were trained
 # (`make train-guards`, recorded in heads.json). A retrain that lowers one of
 # them fails here; raise a floor when a change raises the measurement.
