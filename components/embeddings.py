@@ -84,6 +84,26 @@ def _load_tokenizer(model_dir: Path) -> Tuple[Any, int, int, int]:
     return tokenizer, ids[0], ids[1], ids[2]
 
 
+def _runtime_files(model_dir: Path, file_name: str, package: str) -> Tuple[Path, Any]:
+    """A runtime's weight file in ``model_dir`` and its imported package (EncoderUnavailable
+    when either is missing)."""
+    import importlib
+
+    path = model_dir / file_name
+    if not path.exists():
+        raise EncoderUnavailable(f"no {file_name} in {model_dir}: `make setup` makes it "
+                                 f"(python scripts/fetch_model.py minilm)")
+    try:
+        return path, importlib.import_module(package)
+    except ImportError as error:
+        raise EncoderUnavailable(f"{package} is not installed ({error})") from error
+
+
+def _threads(threads: int) -> int:
+    """The threads a runtime uses: ``threads``, else the cores up to 4."""
+    return threads or min(4, os.cpu_count() or 1)
+
+
 class SentenceEncoder:
     """Turns texts into unit-length vectors; thread-safe; caches recent texts.
 
@@ -193,17 +213,10 @@ class LlamaCppEncoder(SentenceEncoder):
     runtime = LLAMA_CPP
 
     def __init__(self, model_dir: Path, max_tokens: int = DEFAULT_MAX_TOKENS, threads: int = 0) -> None:
-        gguf = model_dir / GGUF_NAME
-        if not gguf.exists():
-            raise EncoderUnavailable(f"no {GGUF_NAME} in {model_dir}: `make setup` converts it "
-                                     f"(python scripts/fetch_model.py minilm --gguf)")
+        gguf, llama_cpp = _runtime_files(model_dir, GGUF_NAME, "llama_cpp")
         super().__init__(model_dir, max_tokens)
-        try:
-            import llama_cpp
-        except ImportError as error:
-            raise EncoderUnavailable(f"llama-cpp-python is not installed ({error})") from error
         start = time.perf_counter()
-        threads = threads or min(4, os.cpu_count() or 1)
+        threads = _threads(threads)
         try:
             self._llama = llama_cpp.Llama(
                 model_path=str(gguf), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
@@ -242,17 +255,10 @@ class OnnxEncoder(SentenceEncoder):
     runtime = ONNX
 
     def __init__(self, model_dir: Path, max_tokens: int = DEFAULT_MAX_TOKENS, threads: int = 0) -> None:
-        path = model_dir / ONNX_NAME
-        if not path.exists():
-            raise EncoderUnavailable(f"no {ONNX_NAME} in {model_dir}: `make setup` exports it "
-                                     f"(python scripts/fetch_model.py minilm)")
+        path, onnxruntime = _runtime_files(model_dir, ONNX_NAME, "onnxruntime")
         super().__init__(model_dir, max_tokens)
-        try:
-            import onnxruntime
-        except ImportError as error:
-            raise EncoderUnavailable(f"onnxruntime is not installed ({error})") from error
         start = time.perf_counter()
-        threads = threads or min(4, os.cpu_count() or 1)
+        threads = _threads(threads)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
