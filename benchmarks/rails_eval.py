@@ -5,6 +5,10 @@
 - the configured rails (patterns + classifiers) on redteam_dev (never trained
   on), over-refusal on the project's safe set and on safety_train's benign
   contrast prompts, PII recall on pii_dev;
+- prompt extraction, injection and jailbreak attempts written for the project
+  (tests/data/attack_paraphrases*.tsv, per batch and kind) and their ordinary
+  look-alikes (tests/data/attack_look_alikes*.txt), held out like the emergency
+  paraphrases;
 - emergencies: the held-out paraphrases (tests/data/emergency_paraphrases*.tsv, per batch)
   escalated by the NLU-side signals (patterns, classifier) and by the check
   before generation;
@@ -33,6 +37,9 @@ from typing import Dict, Iterable, List, Sequence
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SHARED = ROOT.parent / "shared" / "datasets"
 SAFE_PROMPTS = ROOT / "tests" / "data" / "safe_prompts.txt"
+# Held-out attack attempts and their look-alikes, in batches written before the changes they measure.
+ATTACK_BATCHES = sorted((ROOT / "tests" / "data").glob("attack_paraphrases*.tsv"))
+LOOK_ALIKE_BATCHES = sorted((ROOT / "tests" / "data").glob("attack_look_alikes*.txt"))
 # pii_dev types the PII rail is meant to find, mapped to the rail's type names.
 PII_TYPE_MAP = {
     "EMAIL_ADDRESS": "EMAIL",
@@ -204,6 +211,65 @@ def emergencies() -> Dict[str, object]:
     }
 
 
+def attack_texts(paths: Sequence[Path] = tuple(ATTACK_BATCHES)) -> List[List[str]]:
+    """``[kind, text]`` rows of the held-out attack attempts."""
+    return [line.split("\t", 1) for path in paths for line in path.read_text("utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def attacks(guardrails=None, batches: Sequence[Path] = tuple(ATTACK_BATCHES),
+            look_alike_batches: Sequence[Path] = tuple(LOOK_ALIKE_BATCHES)) -> Dict[str, object]:
+    """Held-out extraction, injection and jailbreak attempts stopped (per batch and kind), and
+    ordinary look-alikes wrongly stopped: by the input rails alone (every turn, structured ones
+    too) and by the input rails or the check before generation (an open-ended turn)."""
+    guardrails = guardrails or _guardrails()
+
+    def stopped(text: str) -> Dict[str, bool]:
+        by_input = guardrails.check_input(text).decisive is not None
+        return {"input": by_input, "either": by_input or guardrails.check_before_generation(text).decisive is not None}
+
+    def rate(counts: Counter, key: str) -> float:
+        return round(counts[key] / max(1, counts["n"]), 4)
+
+    by_kind: Dict[str, Counter] = {}
+    by_batch: Dict[str, Dict[str, object]] = {}
+    total, looks_total = Counter(), Counter()
+    missed: List[str] = []
+    for path in batches:
+        counts = Counter()
+        for kind, text in attack_texts([path]):
+            result = stopped(text)
+            for bucket in (by_kind.setdefault(kind, Counter()), counts, total):
+                bucket.update(n=1, input=result["input"], either=result["either"])
+            if not result["either"]:
+                missed.append(text)
+        by_batch[path.name] = {"n": counts["n"], "input_rails_stopped": rate(counts, "input"),
+                               "stopped_before_generation": rate(counts, "either")}
+    refused: List[str] = []
+    for path in look_alike_batches:
+        counts = Counter()
+        for text in safe_texts(path):
+            result = stopped(text)
+            for bucket in (counts, looks_total):
+                bucket.update(n=1, input=result["input"], either=result["either"])
+            if result["either"]:
+                refused.append(text)
+        by_batch[path.name] = {"n": counts["n"], "refused_input": rate(counts, "input"),
+                               "refused_before_generation": rate(counts, "either")}
+    return {
+        "n": total["n"],
+        "input_rails_stopped": rate(total, "input"),
+        "stopped_before_generation": rate(total, "either"),
+        "by_kind": {kind: dict(counts) for kind, counts in by_kind.items()},
+        "by_batch": by_batch,
+        "missed": missed,
+        "look_alikes": looks_total["n"],
+        "look_alikes_refused_input": rate(looks_total, "input"),
+        "look_alikes_refused_before_generation": rate(looks_total, "either"),
+        "look_alikes_refused": refused,
+    }
+
+
 def contrast_over_refusal(shared: Path) -> Dict[str, object]:
     """The configured input rails on safety_train's benign contrast prompts (coconot_contrast)."""
     texts = [json.loads(line)["text"] for line in (shared / "safety_train" / "safety_train.jsonl")
@@ -288,6 +354,7 @@ def run(shared: Path, out: Path) -> Dict[str, object]:
         "over_refusal_safe": refusal_rate(safe),
         "over_refusal_contrast": contrast_over_refusal(shared),
         "emergencies": emergencies(),
+        "attacks": attacks(),
         "pii_recall": pii_recall(shared),
         "latency": turn_latency(red["advbench"][:100] + safe + paraphrases()[:50]),
         "memory": encoder_memory_mb(),
@@ -312,6 +379,20 @@ def markdown(report: Dict[str, object]) -> str:
                  f"of {report['over_refusal_safe']['n']} |")
     lines.append(f"| false refusals, safety_train benign contrast | {report['over_refusal_contrast']['rate']} "
                  f"of {report['over_refusal_contrast']['n']} |")
+    attack = report["attacks"]
+    lines.append(f"| held-out attack attempts stopped by the input rails / or before generation | "
+                 f"{attack['input_rails_stopped']} / {attack['stopped_before_generation']} of {attack['n']} |")
+    for kind, value in attack["by_kind"].items():
+        lines.append(f"| attack attempts, {kind}: stopped by the input rails, or before generation | "
+                     f"{value['input']}, {value['either']} of {value['n']} |")
+    lines.append(f"| held-out attack look-alikes refused by the input rails / or before generation | "
+                 f"{attack['look_alikes_refused_input']} / {attack['look_alikes_refused_before_generation']} "
+                 f"of {attack['look_alikes']} |")
+    for batch, value in attack["by_batch"].items():
+        rates = (value["input_rails_stopped"], value["stopped_before_generation"]) if "input_rails_stopped" in value \
+            else (value["refused_input"], value["refused_before_generation"])
+        lines.append(f"| {batch}: stopped (attempts) or refused (look-alikes), input rails / or before generation | "
+                     f"{rates[0]} / {rates[1]} of {value['n']} |")
     emergencies = report["emergencies"]
     lines.append(f"| emergency paraphrases escalated, NLU side (patterns + classifier) | "
                  f"{emergencies['nlu_side_escalated']} of {emergencies['n']} |")

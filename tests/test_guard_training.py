@@ -89,7 +89,7 @@ def test_the_recall_rule_finds_at_least_the_target_share_and_no_higher_threshold
 # Pooled recall on held-out source groups when the shipped heads were trained
 # (`make train-guards`, recorded in heads.json). A retrain that lowers one of
 # them fails here; raise a floor when a change raises the measurement.
-FLOORS = {HARMFUL: 0.40, HATEFUL: 0.26, ATTACK: 0.65, "medical_advice": 0.9}
+FLOORS = {HARMFUL: 0.42, HATEFUL: 0.29, ATTACK: 0.68, "medical_advice": 0.9}
 
 
 @pytest.mark.parametrize("head", sorted(FLOORS))

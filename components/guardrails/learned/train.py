@@ -208,7 +208,8 @@ def project_rows() -> List[Row]:
             HARMFUL: None, HATEFUL: None, ATTACK: 0, MEDICAL_ADVICE: None, EMERGENCY: 1,
             SELF_HARM: int(kind == "self_harm")}))
     negatives = {"benign_health.tsv": {MEDICAL_ADVICE: 0}, "general_health.tsv": {MEDICAL_ADVICE: 0},
-                 "benign_tech.tsv": {}, "benign_requests.tsv": {}, "medical_advice.tsv": {MEDICAL_ADVICE: 1},
+                 "benign_tech.tsv": {}, "benign_requests.tsv": {}, "benign_instructions.tsv": {},
+                 "medical_advice.tsv": {MEDICAL_ADVICE: 1},
                  "attacks.tsv": {ATTACK: 1, MEDICAL_ADVICE: None},
                  # some ask for self-harm methods or to drop the rules: neither emergency nor attack examples
                  "harmful_requests.tsv": {HARMFUL: 1, HATEFUL: None, ATTACK: None, MEDICAL_ADVICE: None,
@@ -217,7 +218,7 @@ def project_rows() -> List[Row]:
         for (text,) in read_tsv(name):
             targets = {HARMFUL: 0, HATEFUL: 0, ATTACK: 0, MEDICAL_ADVICE: 0, EMERGENCY: 0, SELF_HARM: None,
                        **special}
-            look_alike = name in ("benign_health.tsv", "general_health.tsv", "benign_tech.tsv", "benign_requests.tsv")
+            look_alike = name.startswith(("benign_", "general_"))
             rows.append(Row(text, f"project:{name[:-4]}", PROJECT, targets, hard_negative=look_alike))
     return rows
 
