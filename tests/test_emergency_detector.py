@@ -54,6 +54,8 @@ def _classified(text, intent="check_order_status", confidence=0.93):
         ("I wish I were dead", "self_harm"),
         ("everyone says I'd be better off dead", "self_harm"),
         ("some nights I want to go to sleep and never wake up", "self_harm"),
+        ("goodbye everyone, I won't be around to see the spring", "self_harm"),
+        ("I won't be here much longer", "self_harm"),
         ("my dad got an electric shock from the fuse box", "medical"),
         ("I think he was electrocuted", "medical"),
     ],
@@ -82,6 +84,8 @@ def test_emergencies_override_the_intent(tmp_path, text, kind):
         "I want my old account to stop existing",
         "I wish I could sleep in and not wake up early",
         "my shoes give me static on the carpet",
+        "I won't be here tomorrow, can you deliver on Friday",
+        "goodbye, thanks for the help",
     ],
 )
 def test_near_misses_are_left_alone(tmp_path, text):
