@@ -99,8 +99,13 @@ def compile_groups(
             )
         group = []
         for pattern in patterns:
+            if not isinstance(pattern, str):
+                raise InvalidConfigException(
+                    f"{owner}: pattern {pattern!r} of '{category}' is not a string; in YAML, quote a "
+                    f"pattern that contains ': ' or ends in ':' (it is read as a mapping otherwise)."
+                )
             try:
-                group.append(re.compile(str(pattern), re.IGNORECASE))
+                group.append(re.compile(pattern, re.IGNORECASE))
             except re.error as error:
                 raise InvalidConfigException(
                     f"{owner}: pattern {pattern!r} of '{category}' is not a valid "
