@@ -268,8 +268,10 @@ def test_a_pattern_yaml_reads_as_a_mapping_is_refused_with_advice():
     from components.guardrails.patterns import LISTS_DIR
 
     groups = yaml.safe_load("override:\n  - \\bnew instructions:\n")
-    with pytest.raises(InvalidConfigException, match="quote a pattern"):
+    with pytest.raises(InvalidConfigException, match="not a string but a dict; quote it"):
         Guardrails({"patterns": {"injection": groups}})
+    numbers = Guardrails({"input_rails": ["emergency"], "patterns": {"emergency": {"medical": [911]}}})
+    assert numbers.check_input("I called 911").decisive.rail == "emergency"  # a bare number is its text
     for path in LISTS_DIR.glob("*.yml"):  # the shipped lists hold strings only
         for category, patterns in (yaml.safe_load(path.read_text("utf-8")) or {}).items():
             assert all(isinstance(p, str) for p in patterns), (path.name, category)

@@ -99,10 +99,13 @@ def compile_groups(
             )
         group = []
         for pattern in patterns:
+            if isinstance(pattern, (int, float)) and not isinstance(pattern, bool):
+                pattern = str(pattern)  # a bare number in YAML, e.g. 911
             if not isinstance(pattern, str):
                 raise InvalidConfigException(
-                    f"{owner}: pattern {pattern!r} of '{category}' is not a string; in YAML, quote a "
-                    f"pattern that contains ': ' or ends in ':' (it is read as a mapping otherwise)."
+                    f"{owner}: pattern {pattern!r} of '{category}' is not a string but a "
+                    f"{type(pattern).__name__}; quote it in YAML (a pattern that contains ': ' or ends "
+                    f"in ':' is read as a mapping)."
                 )
             try:
                 group.append(re.compile(pattern, re.IGNORECASE))
