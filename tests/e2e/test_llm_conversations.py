@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -59,7 +60,10 @@ def test_pii_is_not_in_the_stored_tracker(servers):
         rows = [d for (d,) in conn.execute("SELECT data FROM events WHERE sender_id = ?", (sender,))]
     assert rows
     dump = "".join(rows)
-    assert "4111" not in dump and "ada@example.com" not in dump
+    # Whole digit groups: the random model id in every event's metadata can hold "4111"
+    # (it did once: "...c07411194..."), a card number's digits stand apart.
+    leaked = re.search(r"(?<![0-9a-f])(4111|1111)(?![0-9a-f])|4111111111111111", dump)
+    assert not leaked and "ada@example.com" not in dump, leaked
     user = json.loads(next(r for r in rows if json.loads(r)["event"] == "user"))
     assert user["text"] == "my card is [CREDIT_CARD] and my email [EMAIL], tell me a joke"
 
