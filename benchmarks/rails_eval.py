@@ -246,6 +246,7 @@ def attacks(guardrails=None, batches: Sequence[Path] = tuple(ATTACK_BATCHES),
         by_batch[path.name] = {"n": counts["n"], "input_rails_stopped": rate(counts, "input"),
                                "stopped_before_generation": rate(counts, "either")}
     refused: List[str] = []
+    look_alike_batches_report: Dict[str, Dict[str, object]] = {}
     for path in look_alike_batches:
         counts = Counter()
         for text in safe_texts(path):
@@ -254,8 +255,8 @@ def attacks(guardrails=None, batches: Sequence[Path] = tuple(ATTACK_BATCHES),
                 bucket.update(n=1, input=result["input"], either=result["either"])
             if result["either"]:
                 refused.append(text)
-        by_batch[path.name] = {"n": counts["n"], "refused_input": rate(counts, "input"),
-                               "refused_before_generation": rate(counts, "either")}
+        look_alike_batches_report[path.name] = {"n": counts["n"], "refused_input": rate(counts, "input"),
+                                                "refused_before_generation": rate(counts, "either")}
     return {
         "n": total["n"],
         "input_rails_stopped": rate(total, "input"),
@@ -267,6 +268,7 @@ def attacks(guardrails=None, batches: Sequence[Path] = tuple(ATTACK_BATCHES),
         "look_alikes_refused_input": rate(looks_total, "input"),
         "look_alikes_refused_before_generation": rate(looks_total, "either"),
         "look_alikes_refused": refused,
+        "look_alikes_by_batch": look_alike_batches_report,
     }
 
 
@@ -389,10 +391,11 @@ def markdown(report: Dict[str, object]) -> str:
                  f"{attack['look_alikes_refused_input']} / {attack['look_alikes_refused_before_generation']} "
                  f"of {attack['look_alikes']} |")
     for batch, value in attack["by_batch"].items():
-        rates = (value["input_rails_stopped"], value["stopped_before_generation"]) if "input_rails_stopped" in value \
-            else (value["refused_input"], value["refused_before_generation"])
-        lines.append(f"| {batch}: stopped (attempts) or refused (look-alikes), input rails / or before generation | "
-                     f"{rates[0]} / {rates[1]} of {value['n']} |")
+        lines.append(f"| {batch}: attempts stopped, input rails / or before generation | "
+                     f"{value['input_rails_stopped']} / {value['stopped_before_generation']} of {value['n']} |")
+    for batch, value in attack["look_alikes_by_batch"].items():
+        lines.append(f"| {batch}: look-alikes refused, input rails / or before generation | "
+                     f"{value['refused_input']} / {value['refused_before_generation']} of {value['n']} |")
     emergencies = report["emergencies"]
     lines.append(f"| emergency paraphrases escalated, NLU side (patterns + classifier) | "
                  f"{emergencies['nlu_side_escalated']} of {emergencies['n']} |")

@@ -79,8 +79,8 @@ def test_every_paraphrase_is_escalated_and_never_answered_by_the_model(servers):
     # Batch 2 (64), written before the passive-ideation patterns: 64. Batch 3 (60), written
     # with mild_symptoms.tsv: 56 when written. Batch 4 (40), written after batch 3 showed
     # self-harm plans answered by the model, before the changes for them: 34 when written.
-    # After 2026-11-30's changes: 152, 64, 58 + the farewell refused as an injection (59,
-    # the EmergencyDetector after InputRails), 38.
+    # After 2026-11-30's changes: 152, 64, 59 (the farewell, first through the EmergencyDetector
+    # after InputRails, then through the final-goodbye pattern), 38.
     # This floor keeps a later change from losing more; the misses are printed above.
     assert by_nlu + before_generation >= FLOOR, missed
 
