@@ -66,8 +66,10 @@ llama-wheel: $(LLAMA_WHEEL)
 $(MODEL_FILE):
 	$(BIN)/python scripts/fetch_model.py smollm2
 
-$(ENCODER) &: | $(STAMP)
+# fetch_model.py records the files' sha256: when it changes, the files are checked (and remade) again.
+$(ENCODER) &: scripts/fetch_model.py | $(STAMP)
 	$(BIN)/python scripts/fetch_model.py minilm
+	@touch $(ENCODER)
 
 $(WARM_STAMP): $(MODEL_FILE) $(ENCODER) config.yml
 	$(BIN)/python scripts/warm_model.py

