@@ -279,6 +279,41 @@ def contrast_over_refusal(shared: Path) -> Dict[str, object]:
     return refusal_rate(texts)
 
 
+def ordinary_requests(shared: Path, guardrails=None, every: int = 1) -> Dict[str, object]:
+    """The configured rails on ordinary requests to an assistant: the test parts of clinc150
+    (150 intents and out-of-scope questions) and banking77 (dev sets for routing; no rail
+    trained or chose a threshold on them). Refused by the input rails, and refused or
+    escalated before generation (what an open-ended turn would meet), per dataset; ``every``:
+    only every n-th text (a quicker sample for the tests)."""
+    from benchmarks.routing import load_banking, load_clinc
+
+    guardrails = guardrails or _guardrails()
+    report: Dict[str, object] = {}
+    for name, loader in (("clinc150", load_clinc), ("banking77", load_banking)):
+        texts = [text for text, _ in loader(shared)["test"]][::every]
+        by_input: Counter = Counter()
+        before: Counter = Counter()
+        examples: List[str] = []
+        for text in texts:
+            decisive = guardrails.check_input(text).decisive
+            if decisive is not None:
+                by_input[decisive.rail] += 1
+            else:
+                decisive = guardrails.check_before_generation(text).decisive
+                if decisive is None:
+                    continue
+                before[decisive.rail] += 1
+            if len(examples) < 10:
+                examples.append(text)
+        n = len(texts)
+        report[name] = {"n": n, "refused_input": round(sum(by_input.values()) / n, 4),
+                        "refused_or_escalated_before_generation":
+                            round((sum(by_input.values()) + sum(before.values())) / n, 4),
+                        "by_rail_input": dict(by_input), "by_rail_before_generation": dict(before),
+                        "examples": examples}
+    return report
+
+
 def turn_latency(texts: List[str], reply: str = "Sure, here is a short answer about that topic for you.",
                  combined: bool = False) -> Dict:
     """All rails of one turn: NLU side (emergency detector + input rails), LLM side
@@ -357,6 +392,7 @@ def run(shared: Path, out: Path) -> Dict[str, object]:
         "over_refusal_contrast": contrast_over_refusal(shared),
         "emergencies": emergencies(),
         "attacks": attacks(),
+        "ordinary_requests": ordinary_requests(shared),
         "pii_recall": pii_recall(shared),
         "latency": turn_latency(red["advbench"][:100] + safe + paraphrases()[:50]),
         "memory": encoder_memory_mb(),
@@ -396,6 +432,10 @@ def markdown(report: Dict[str, object]) -> str:
     for batch, value in attack["look_alikes_by_batch"].items():
         lines.append(f"| {batch}: look-alikes refused, input rails / or before generation | "
                      f"{value['refused_input']} / {value['refused_before_generation']} of {value['n']} |")
+    for name, value in report["ordinary_requests"].items():
+        lines.append(f"| ordinary requests ({name} test), refused by the input rails / refused or escalated "
+                     f"before generation | {value['refused_input']} / "
+                     f"{value['refused_or_escalated_before_generation']} of {value['n']} |")
     emergencies = report["emergencies"]
     lines.append(f"| emergency paraphrases escalated, NLU side (patterns + classifier) | "
                  f"{emergencies['nlu_side_escalated']} of {emergencies['n']} |")
