@@ -272,14 +272,18 @@ class OnnxEncoder(SentenceEncoder):
         logger.info(f"Sentence encoder {model_dir.name} loaded on ONNX Runtime ({threads} threads) "
                     f"in {time.perf_counter() - start:.1f} s.")
 
-    def _forward(self, batch: List[List[int]]) -> np.ndarray:
+    def hidden_states(self, batch: List[List[int]]) -> Tuple[np.ndarray, np.ndarray]:
+        """The last hidden states of a padded batch of token ids, and its attention mask."""
         width = max(len(ids) for ids in batch)
         input_ids = np.full((len(batch), width), self._pad, dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
         for row, ids in enumerate(batch):
             input_ids[row, : len(ids)] = ids
             mask[row, : len(ids)] = 1
-        hidden = self._session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+        return self._session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0], mask
+
+    def _forward(self, batch: List[List[int]]) -> np.ndarray:
+        hidden, mask = self.hidden_states(batch)
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)
         norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)

@@ -30,14 +30,7 @@ def max_pooled(texts: Sequence[str], batch: int = 64) -> np.ndarray:
     out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
     for start in tqdm(range(0, len(order), batch), desc="max pooling", unit="batch"):
         idx = order[start : start + batch]
-        ids = [encoder._ids(texts[i]) for i in idx]
-        width = max(len(x) for x in ids)
-        input_ids = np.full((len(ids), width), encoder._pad, dtype=np.int64)
-        mask = np.zeros_like(input_ids)
-        for row, x in enumerate(ids):
-            input_ids[row, : len(x)] = x
-            mask[row, : len(x)] = 1
-        hidden = encoder._session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+        hidden, mask = encoder.hidden_states([encoder._ids(texts[i]) for i in idx])
         pooled = np.where(mask[..., None] == 1, hidden, -np.inf).max(axis=1)
         out[idx] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
     return out
