@@ -2,7 +2,7 @@
 
 ``make train-guards`` = ``python -m components.guardrails.learned.train``:
 
-1. data: ``safety_train`` (``../shared/datasets``; 13 public sources, see its
+1. data: ``safety_train`` (``../shared/datasets``; 21 public sources in version 2, see its
    README for licences) plus the project's own examples in ``data/*.tsv``
    (emergencies, benign health look-alikes, medical-advice requests, prompt
    extraction);
@@ -72,10 +72,23 @@ GROUPS: Dict[str, Tuple[str, ...]] = {
     "harmfulqa": ("harmfulqa",),
     "catqa": ("catqa",),
     "openai_moderation": ("openai_moderation",),
-    "jailbreak_prompts": ("jailbreak_llms_prompts",),
+    "jailbreak_prompts": ("jailbreak_llms_prompts", "gptfuzz_templates"),
     "jailbreak_forbidden": ("jailbreak_llms_forbidden",),
     "intent_sets": ("clinc150", "banking77"),
+    # safety_train version 2 (the README's pairings: personas with and without a jailbreak,
+    # injections with trigger-word hard negatives, implicit against explicit hate)
+    "ailuminate": ("ailuminate_demo",),
+    "aart": ("aart",),
+    "xsafety": ("xsafety_en",),
+    "toxigen": ("toxigen_seeds",),
+    "personas": ("awesome_chatgpt_prompts",),
+    "notinject": ("notinject",),
+    "bipia": ("bipia_email",),
 }
+# The groups of safety_train version 1: the recall figures of earlier turns are pooled over
+# these, so "no lower than before" is compared on the same held-out prompts.
+V1_GROUPS = ("coconot", "cyberseceval", "hatecheck", "harmfulqa", "catqa", "openai_moderation",
+             "jailbreak_prompts", "jailbreak_forbidden", "intent_sets")
 PROJECT = "project"
 NLU_SKIP = {"out_of_scope"}  # examples of topics the assistant declines: not used
 # Heads measured by holding out source groups; the others have positives only in
@@ -91,7 +104,7 @@ TARGET_FPR = {HARMFUL: 0.04, HATEFUL: 0.04, ATTACK: 0.04, MEDICAL_ADVICE: 0.04}
 # 4 % of counter-speech and unflagged comments through: it found 21 % of held-out
 # harmful requests. Two heads, each with the look-alikes of its own kind of text:
 # harmful requests (41 % held out; catqa 82 %, harmfulqa 26 %), hateful text.
-STATEMENT_SOURCES = frozenset({"hatecheck", "openai_moderation"})
+STATEMENT_SOURCES = frozenset({"hatecheck", "openai_moderation", "toxigen_seeds"})
 # Emergencies: the classifier is one of three signals (patterns, the NLU's
 # emergency intent, the classifier), scored out of fold on the project's examples.
 # The lenient threshold (before generation, on the output side, and on turns the
@@ -104,6 +117,8 @@ STATEMENT_SOURCES = frozenset({"hatecheck", "openai_moderation"})
 LENIENT_RECALL = 0.90
 NLU_FALSE_ALARMS = 0.02
 EMERGENCY_STRICT = "emergency_strict"
+# The project's look-alikes of an emergency: health questions, and words of danger with nobody in danger.
+LOOK_ALIKE_SOURCES = frozenset({"project:benign_health", "project:danger_words_benign"})
 SELF_HARM_THRESHOLD = 0.5  # of emergencies, which response: crisis support above it
 
 
@@ -203,10 +218,17 @@ def open_qa_rows(path: Path = ROOT / "knowledge" / "open_qa.yml") -> List[Row]:
 def project_rows() -> List[Row]:
     """The project's own examples (always trained on; measured separately)."""
     rows = nlu_rows() + open_qa_rows()
-    for kind, text in read_tsv("emergency.tsv"):
-        rows.append(Row(text, "project:emergency", PROJECT, {
-            HARMFUL: None, HATEFUL: None, ATTACK: 0, MEDICAL_ADVICE: None, EMERGENCY: 1,
-            SELF_HARM: int(kind == "self_harm")}))
+    for name in ("emergency.tsv", "emergency_contexts.tsv"):
+        for kind, text in read_tsv(name):
+            rows.append(Row(text, f"project:{name[:-4]}", PROJECT, {
+                HARMFUL: None, HATEFUL: None, ATTACK: 0, MEDICAL_ADVICE: None, EMERGENCY: 1,
+                SELF_HARM: int(kind == "self_harm")}))
+    # Words of danger with nobody in danger (pests, games, sport, cooking, computing, figures
+    # of speech, thanks): look-alikes of every head.
+    for _category, text in read_tsv("danger_words_benign.tsv"):
+        rows.append(Row(text, "project:danger_words_benign", PROJECT,
+                        {HARMFUL: 0, HATEFUL: 0, ATTACK: 0, MEDICAL_ADVICE: 0, EMERGENCY: 0, SELF_HARM: None},
+                        hard_negative=True))
     negatives = {"benign_health.tsv": {MEDICAL_ADVICE: 0}, "general_health.tsv": {MEDICAL_ADVICE: 0},
                  "benign_tech.tsv": {}, "benign_requests.tsv": {}, "benign_instructions.tsv": {},
                  "medical_advice.tsv": {MEDICAL_ADVICE: 1},
@@ -415,7 +437,7 @@ def emergency_thresholds(features: np.ndarray, rows: Sequence[Row]) -> Tuple[Dic
     draws = [project_cv(features, rows, EMERGENCY, draw=d) for d in range(CV_DRAWS)]
     y = _targets(rows, EMERGENCY)
     positives = (y == 1) & ~np.isnan(draws[0])
-    look_alikes = np.array([r.source == "project:benign_health" for r in rows])
+    look_alikes = np.array([r.source in LOOK_ALIKE_SOURCES for r in rows])
     own_intents = np.array([r.source.startswith("project:nlu:") for r in rows]) & (y == 0)
     rules = {EMERGENCY: lambda scores: threshold_for_recall(scores[positives], LENIENT_RECALL),
              EMERGENCY_STRICT: lambda scores: threshold_for_fpr(scores[own_intents], NLU_FALSE_ALARMS)}
@@ -459,6 +481,7 @@ def train(shared: Path, encoder_model: str, out: Path, compare: bool = False, pr
     report: Dict[str, Any] = {
         "leave_group_out": evaluation["groups"],
         "summary": summarise(evaluation["groups"]),
+        "summary_v1_groups": summarise({g: evaluation["groups"][g] for g in V1_GROUPS}),
         "emergency_project_cv": emergency_report,
         "thresholds": thresholds,
         "rows": dict(Counter(r.group for r in rows)),
@@ -473,13 +496,14 @@ def train(shared: Path, encoder_model: str, out: Path, compare: bool = False, pr
         "encoder": {"folder": encoder.model_dir.name, "max_tokens": encoder.max_tokens,
                     "sha256": file_sha256(encoder.model_dir / "model.safetensors")},
         "training": {
-            "data": "safety_train (../shared/datasets/safety_train, 13 public sources; licences in "
+            "data": "safety_train (../shared/datasets/safety_train v2, 21 public sources; licences in "
                     "docs/guardrails.md) + components/guardrails/learned/data/*.tsv (written for this project)",
             "seed": SEED, "C": C, "target_false_refusals": TARGET_FPR, "emergency_lenient_recall": LENIENT_RECALL,
             "emergency_strict_nlu_false_alarms": NLU_FALSE_ALARMS,
             "rows": report["rows"],
         },
-        "measured": {"summary": report["summary"], "emergency_project_cv": emergency_report},
+        "measured": {"summary": report["summary"], "summary_v1_groups": report["summary_v1_groups"],
+                     "emergency_project_cv": emergency_report},
         "command": "make train-guards",
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -545,7 +569,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     report = train(args.shared, args.encoder, args.out, args.compare, not args.no_progress)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2) + "\n", "utf-8")
-    print(json.dumps({"summary": report["summary"], "emergency": report["emergency_project_cv"],
+    print(json.dumps({"summary": report["summary"], "summary_v1_groups": report["summary_v1_groups"],
+                      "emergency": report["emergency_project_cv"],
                       "thresholds": report["thresholds"], "took_s": report["took_s"]}, indent=2))
     print(f"heads written to {args.out}; full report: {args.report}")
     return 0
