@@ -156,7 +156,7 @@ bench: train llm-server-env ## Latency, throughput and cost side by side: result
 soak: train services ## Soak: 50 concurrent conversations x 20 turns over REST, SQLite and PostgreSQL+Redis; results/soak/
 	$(BIN)/python -m benchmarks.soak --out results/soak $(SOAK_ARGS)
 
-eval-rails: setup ## Measure the rails on held-out sources, dev sets, paraphrases; latency, memory: results/rails/
+eval-rails: train ## Measure the rails on held-out sources, dev sets, paraphrases; latency, memory: results/rails/
 	$(BIN)/python -m benchmarks.rails_eval --out results/rails
 
 train-guards: setup ## Retrain the learned rails' heads from ../shared/datasets/safety_train (+ baselines)

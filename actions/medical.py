@@ -17,14 +17,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import knowledge
+from components import emergency
 from actions.common import join_list, latest_entity, reset_slots, slot_or_entity, stop_active_loop
 from actions.store import get_store
 from actions.validation import clean_text, validated_name
 
 logger = logging.getLogger(__name__)
 
-# Entity value the emergency detector sets for self-harm statements.
-SELF_HARM = "self_harm"
 MAX_DATE_CHARS = 100
 _DATE_HINT = re.compile(
     r"\d|\b(today|tomorrow|tonight|morning|afternoon|evening|next|this|week|weekend|"
@@ -222,8 +221,8 @@ class ActionEmergencyEscalation(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
-        kind = latest_entity(tracker, "emergency_type")
-        response = "utter_crisis_support" if kind == SELF_HARM else "utter_emergency"
+        kind = latest_entity(tracker, emergency.ENTITY)
+        response = emergency.Responses().escalation(kind)
         logger.warning("Emergency escalation (%s) for %s.", kind or "medical", tracker.sender_id)
         dispatcher.utter_message(response=response)
-        return stop_active_loop(tracker)
+        return stop_active_loop(tracker) + [SlotSet(emergency.TRIAGE_SLOT, None)]

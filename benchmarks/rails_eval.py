@@ -181,33 +181,36 @@ PARAPHRASE_BATCHES = sorted((ROOT / "tests" / "data").glob("emergency_paraphrase
 
 
 def paraphrases(paths: Sequence[Path] = tuple(PARAPHRASE_BATCHES)) -> List[str]:
-    """The texts of the held-out emergency paraphrase batches (kind <TAB> text per line)."""
-    return [line.split("\t")[1] for path in paths for line in path.read_text("utf-8").splitlines()
+    """The texts of the held-out emergency paraphrase batches (the last column of each line)."""
+    return [line.split("\t")[-1] for path in paths for line in path.read_text("utf-8").splitlines()
             if line.strip() and not line.startswith("#")]
 
 
 def emergencies() -> Dict[str, object]:
-    """Held-out paraphrases escalated by the NLU-side signals and by the check before generation."""
+    """Held-out paraphrases escalated (strong tier) or triaged (moderate tier: the question carries
+    the emergency number, "yes" escalates) by the NLU-side signals and by the check before generation."""
     from components.emergency_detector import EmergencyDetector
-    from rasa.shared.nlu.training_data.message import Message
 
-    detector = EmergencyDetector({**EmergencyDetector.get_default_config(), "intent_threshold": None})
-    guardrails = _guardrails()
+    detector = EmergencyDetector(EmergencyDetector.get_default_config())
+    signal = detector.signal
     texts = paraphrases()
-    nlu_missed = [t for t in texts if detector.check(Message(data={"text": t})).decisive is None]
-    llm_missed = [t for t in texts if guardrails.check_before_generation(t).decisive is None
-                  and detector.detect(t) is None]
-    by_batch = {path.name: {"n": len(batch), "nlu_side_missed": len(set(batch) & set(nlu_missed)),
-                            "before_generation_missed": len(set(batch) & set(llm_missed))}
+    tiers = {t: signal.assess(t).tier for t in texts}
+    missed = [t for t, tier in tiers.items() if tier is None]
+    by_batch = {path.name: {"n": len(batch), "nlu_side_missed": sum(tiers[t] is None for t in batch),
+                            "strong": sum(tiers[t] == "strong" for t in batch),
+                            "moderate": sum(tiers[t] == "moderate" for t in batch)}
                 for path in PARAPHRASE_BATCHES for batch in [paraphrases([path])]}
+    n = len(texts)
     return {
-        "n": len(texts),
+        "n": n,
         "by_batch": by_batch,
-        "nlu_side_escalated": round(1 - len(nlu_missed) / len(texts), 4),
-        "nlu_side_missed": nlu_missed,
-        "before_generation_escalated": round(1 - len(llm_missed) / len(texts), 4),
-        "note": "without the NLU's emergency intent (it needs the trained Rasa model): "
-                "tests/e2e/test_emergencies.py runs the whole path over REST",
+        "nlu_side_escalated": round(1 - len(missed) / n, 4),
+        "nlu_side_strong": round(sum(t == "strong" for t in tiers.values()) / n, 4),
+        "nlu_side_missed": missed,
+        # the LLM action runs the same signal before it generates
+        "before_generation_escalated": round(1 - len(missed) / n, 4),
+        "note": "patterns + classifier, without the NLU's emergency intent (it needs the trained Rasa model); "
+                "benchmarks/severity.py and tests/e2e/test_emergencies.py run the whole path",
     }
 
 
@@ -397,7 +400,19 @@ def run(shared: Path, out: Path) -> Dict[str, object]:
         "latency": turn_latency(red["advbench"][:100] + safe + paraphrases()[:50]),
         "memory": encoder_memory_mb(),
         "encoder_throughput": encoder_throughput(red["advbench"] + safe + paraphrases()),
+        "severity": _severity(shared),
     }
+
+
+def _severity(shared: Path) -> Dict[str, object]:
+    """The whole NLU path of the trained model on look-alikes, emergencies and ordinary requests
+    (``benchmarks.severity``); skipped without a trained model."""
+    from benchmarks import severity
+
+    model = ROOT / "models" / "assistant.tar.gz"
+    if not model.exists():
+        return {"skipped": f"no trained model at {model} (make train)"}
+    return severity.run(model, shared)
 
 
 def markdown(report: Dict[str, object]) -> str:
@@ -437,18 +452,23 @@ def markdown(report: Dict[str, object]) -> str:
                      f"before generation | {value['refused_input']} / "
                      f"{value['refused_or_escalated_before_generation']} of {value['n']} |")
     emergencies = report["emergencies"]
-    lines.append(f"| emergency paraphrases escalated, NLU side (patterns + classifier) | "
-                 f"{emergencies['nlu_side_escalated']} of {emergencies['n']} |")
+    lines.append(f"| emergency paraphrases escalated or triaged, NLU side (patterns + classifier) | "
+                 f"{emergencies['nlu_side_escalated']} of {emergencies['n']} (strong tier alone "
+                 f"{emergencies['nlu_side_strong']}) |")
     lines.append(f"| emergency paraphrases escalated before generation | {emergencies['before_generation_escalated']} |")
     for batch, value in emergencies["by_batch"].items():
-        lines.append(f"| {batch}: missed on the NLU side (without the intent), before generation | "
-                     f"{value['nlu_side_missed']}, {value['before_generation_missed']} of {value['n']} |")
+        lines.append(f"| {batch}: strong / moderate / missed (patterns + classifier) | "
+                     f"{value['strong']} / {value['moderate']} / {value['nlu_side_missed']} of {value['n']} |")
     for side, value in report["latency"].items():
         lines.append(f"| rails latency per turn, {side} | p50 {value['p50_ms']} ms, p99 {value['p99_ms']} ms |")
     lines.append(f"| memory the encoder adds to a process | {report['memory']['added_mb']} MB |")
     speed = report["encoder_throughput"]
     lines.append(f"| encoder throughput in batches ({speed['runtime']}) | {speed['texts_per_s']} texts/s "
                  f"({speed['texts']} texts) |")
+    if "look_alikes" in report.get("severity", {}):
+        from benchmarks import severity
+
+        lines += ["", severity.markdown(report["severity"])]
     lines += ["", "Per held-out group: report.json (`held_out_sources.by_group`); ROC curves: roc.png."]
     return "\n".join(lines) + "\n"
 

@@ -50,8 +50,6 @@ TIMEOUT_KEY = "timeout"  # action_endpoint key (endpoints.yml): seconds per acti
 DEFAULT_TIMEOUT = 30.0
 RETRY_DELAY = 1.0
 FAILURE_KEY = "action_failure"  # BotUttered metadata key
-EMERGENCY_INTENT = "emergency"
-EMERGENCY_ENTITY = "emergency_type"
 VALIDATION_PREFIX = "validate_"
 # Sent when the domain lacks the configured response, so a turn is never silent.
 LAST_RESORT = SERVICE_APOLOGY
@@ -113,14 +111,14 @@ def _describe(error: BaseException) -> str:
 
 def emergency_kind(tracker: "DialogueStateTracker") -> Optional[str]:
     """``None`` when the latest user message has no emergency signal, else its kind
-    (``self_harm``, ``medical`` or empty)."""
+    (``self_harm``, ``medical`` or empty). A triage turn counts: when the question
+    cannot be asked, the emergency response is sent (fail closed)."""
+    from components import emergency
+
     message = tracker.latest_message
-    if message is None or (message.intent or {}).get("name") != EMERGENCY_INTENT:
+    if message is None:
         return None
-    for entity in message.entities or []:
-        if entity.get("entity") == EMERGENCY_ENTITY:
-            return str(entity.get("value") or "")
-    return ""
+    return emergency.kind_of_message((message.intent or {}).get("name"), message.entities or [])
 
 
 class ActionFailureHandler:

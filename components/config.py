@@ -240,6 +240,7 @@ class PluginConfig:
 
     policy: PolicyConfig
     guardrails: Guardrails
+    emergency: Any = None  # components.emergency.EmergencySignal, as the EmergencyDetector is configured
 
     @property
     def generation(self) -> GenerationSettings:
@@ -275,7 +276,12 @@ def _load(path: str, mtime_ns: int) -> PluginConfig:
     policy = PolicyConfig.from_config(policy_block)
     rails = dict((component_block(raw, "pipeline", INPUT_RAILS_NAME) or {}).get(RAILS_KEY) or {})
     rails["output_rails"] = list(policy.output_rails)
-    return PluginConfig(policy, Guardrails(rails))
+    from components.emergency import EmergencySignal
+    from components.emergency_detector import EmergencyDetector
+
+    detector = {**EmergencyDetector.get_default_config(),
+                **(component_block(raw, "pipeline", "EmergencyDetector") or {})}
+    return PluginConfig(policy, Guardrails(rails), EmergencySignal.from_config(detector, owner="EmergencyDetector"))
 
 
 def rasa_config_path() -> Path:

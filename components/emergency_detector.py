@@ -3,24 +3,25 @@
 An emergency ("I have chest pain", "I took an overdose", "I want to end my
 life") must be escalated first, whatever else the message asks for and however
 sure the intent classifier is about something else. This component runs after
-the classifiers (and after ``FallbackClassifier``). Three signals, any one of
-which escalates (fail closed): its patterns, the learned emergency classifier
-(the shared sentence encoder, high-recall threshold), and the NLU's own
-emergency intent ranked at or above ``intent_threshold``. On turns the intent
-classifier routes to one of ``lenient_intents`` (health questions answered by a
-curated action, where no check before generation runs), the classifier also
-escalates at its lenient threshold, the one the LLM action uses. It then sets the
-configured emergency intent with full confidence and adds an ``emergency_type``
-entity (``medical`` or ``self_harm``); every signal's verdict, with its source,
-score and threshold, goes into the parse data under ``emergency_check``. What
-the bot then says is dialogue data: a rule maps the intent to an action, and
-the action picks a domain response by the entity value.
+the classifiers (and after ``FallbackClassifier``) and asks the emergency signal
+(``components.emergency``: patterns, the learned classifier on the message and
+each of its clauses, the NLU's own emergency intent) for the message's tier:
+
+- ``strong``: the configured emergency intent with full confidence (a rule maps it
+  to the escalation action), and an ``emergency_type`` entity (``medical`` or
+  ``self_harm``);
+- ``moderate``: the triage intent (the triage policy asks "is this happening right
+  now?", with the emergency number in the question); the classifier's own intent
+  is kept in the record, so "no" carries on with it.
+
+Every signal's verdict, with its source, score and threshold, and the tier go into
+the parse data under ``emergency_check``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Pattern, Text, Tuple
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -43,28 +44,31 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 
-from components.guardrails import Guardrails, RailsRecord, Verdict
+from components import emergency
+from components.guardrails import RailsRecord
 from components.guardrails.record import EMERGENCY_CHECK_KEY
-from components.guardrails.patterns import compile_groups, load_groups
 
 logger = logging.getLogger(__name__)
 
 INTENT_KEY = "intent"
+TRIAGE_INTENT_KEY = "triage_intent"
 ENTITY_KEY = "entity"
 PATTERNS_KEY = "patterns"
+WORDS_KEY = "words"
 CLASSIFIER_KEY = "classifier"
-INTENT_THRESHOLD_KEY = "intent_threshold"
-LENIENT_INTENTS_KEY = "lenient_intents"
-STRICT_RAIL = "emergency_classifier_strict"
-LENIENT_RAIL = "emergency_classifier"
-
+TIERS_KEY = "tiers"
+# Keys of earlier versions and what replaced them.
+REPLACED_KEYS = {
+    "intent_threshold": "tiers.intent_strong / tiers.intent_moderate (the NLU intent's two tiers)",
+    "lenient_intents": "tiers.moderate (the moderate tier asks a triage question on every turn)",
+}
 
 
 @DefaultV1Recipe.register(
     DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False
 )
 class EmergencyDetector(GraphComponent, IntentClassifier):
-    """Overrides the intent of messages that state an emergency."""
+    """Overrides the intent of messages that state an emergency (strong) or may (moderate)."""
 
     @classmethod
     def required_components(cls) -> List[type]:
@@ -75,55 +79,38 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
     def get_default_config() -> Dict[Text, Any]:
         """The component's default config."""
         return {
-            # Intent set on a match; a rule in data/rules.yml maps it to an action.
-            INTENT_KEY: "emergency",
-            # Entity added on a match; its value is the name of the pattern group.
-            ENTITY_KEY: "emergency_type",
-            # Pattern groups: {kind: [regex, ...]}, matched case-insensitively.
-            # Replacing the dict in config.yml replaces all groups. Default: the
-            # "emergency" rail's list, components/guardrails/lists/emergency.yml.
-            PATTERNS_KEY: load_groups("emergency"),
-            # The learned emergency classifier at its strict threshold (it overrides
-            # every intent): rails settings (encoder, heads, thresholds:
-            # {emergency_classifier_strict: ...}); {} = the trained defaults; null: off.
+            # Intent set on the strong tier; a rule in data/rules.yml maps it to an action.
+            INTENT_KEY: emergency.INTENT,
+            # Intent set on the moderate tier; the triage policy asks about it.
+            TRIAGE_INTENT_KEY: emergency.TRIAGE_INTENT,
+            # Entity added on both tiers; its value is the kind (medical, self_harm).
+            ENTITY_KEY: emergency.ENTITY,
+            # {kind: [regex]}: phrases that say a person is in danger now (strong at once).
+            # None: components/guardrails/lists/emergency.yml.
+            PATTERNS_KEY: None,
+            # {kind: [regex]}: danger words that escalate only with the classifier agreeing.
+            # None: components/guardrails/lists/emergency_words.yml; {}: none.
+            WORDS_KEY: None,
+            # The learned emergency classifier: rails settings (encoder, heads); {} = the
+            # shipped ones; null: off.
             CLASSIFIER_KEY: {},
-            # Fail closed on the NLU too: escalate when the intent classifier ranks the
-            # emergency intent at or above this confidence, even if it is not the top
-            # intent (null: off).
-            INTENT_THRESHOLD_KEY: 0.2,
-            # Intents whose turns the classifier checks at its lenient threshold too
-            # (e.g. symptom questions answered by a curated action); [] = none.
-            LENIENT_INTENTS_KEY: [],
+            # Thresholds of the two tiers: strong, moderate (classifier scores; default: the
+            # trained ones), intent_strong, intent_moderate (the NLU emergency intent).
+            TIERS_KEY: {},
         }
 
     def __init__(self, config: Dict[Text, Any]) -> None:
-        """Validates the config, compiles the patterns and loads the classifier."""
+        """Validates the config and builds the signal (loads the classifier once per process)."""
+        replaced = sorted(set(config) & set(REPLACED_KEYS))
+        if replaced:
+            raise InvalidConfigException(
+                "EmergencyDetector: " + "; ".join(f"'{k}' is replaced by {REPLACED_KEYS[k]}" for k in replaced)
+                + ". Remove the old key(s) from config.yml (docs/guardrails.md, emergencies).")
         self._config = config
         self._intent = _non_empty_str(config, INTENT_KEY)
+        self._triage_intent = _non_empty_str(config, TRIAGE_INTENT_KEY)
         self._entity = _non_empty_str(config, ENTITY_KEY)
-        self._patterns = _compile_patterns(config.get(PATTERNS_KEY))
-        threshold = config.get(INTENT_THRESHOLD_KEY)
-        if threshold is not None and (not isinstance(threshold, (int, float)) or not 0 < threshold <= 1):
-            raise InvalidConfigException(
-                f"EmergencyDetector: '{INTENT_THRESHOLD_KEY}' must be a number in (0, 1] or null, got {threshold!r}."
-            )
-        self._intent_threshold = threshold
-        rails = config.get(CLASSIFIER_KEY)
-        if rails is not None and not isinstance(rails, dict):
-            raise InvalidConfigException(
-                f"EmergencyDetector: '{CLASSIFIER_KEY}' must be the rails settings of the emergency classifier "
-                f"(encoder, heads, thresholds) or null to switch it off, got {rails!r}."
-            )
-        lenient = config.get(LENIENT_INTENTS_KEY) or []
-        if not isinstance(lenient, list) or not all(isinstance(i, str) and i.strip() for i in lenient):
-            raise InvalidConfigException(
-                f"EmergencyDetector: '{LENIENT_INTENTS_KEY}' must be a list of intent names, got {lenient!r}."
-            )
-        self._lenient_intents = frozenset(lenient)
-        rails_names = [STRICT_RAIL, LENIENT_RAIL] if lenient else [STRICT_RAIL]
-        self._classifier = (
-            Guardrails({**rails, "input_rails": rails_names, "output_rails": []}) if rails is not None else None
-        )
+        self.signal = emergency.EmergencySignal.from_config(config, owner="EmergencyDetector")
 
     @classmethod
     def create(
@@ -137,81 +124,44 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
         return cls(config)
 
     def detect(self, text: Text) -> Optional[Tuple[Text, int, int]]:
-        """Returns the kind of emergency and the matched span, or None (patterns only)."""
-        for kind, patterns in self._patterns:
-            for pattern in patterns:
-                match = pattern.search(text)
-                if match:
-                    return kind, match.start(), match.end()
-        return None
+        """Returns the kind and span of a strong pattern, or None (patterns only)."""
+        return self.signal.detect(text)
+
+    def assess(self, message: Message) -> emergency.Assessment:
+        """Every signal for one message and its tier."""
+        confidence = max((float(r.get(PREDICTED_CONFIDENCE_KEY) or 0) for r in message.get(INTENT_RANKING_KEY) or []
+                          if r.get(INTENT_NAME_KEY) == self._intent), default=None)
+        return self.signal.assess(message.get(TEXT) or "", intent_confidence=confidence)
 
     def check(self, message: Message) -> RailsRecord:
-        """Every signal for one message: patterns, the classifier, the NLU's emergency intent.
-
-        The decisive verdict is the first that fired; any one escalates (fail closed).
-        """
-        text = message.get(TEXT) or ""
-        hit = self.detect(text)
-        verdicts = [
-            Verdict("emergency", True, f"{hit[0]}: '{text[hit[1]:hit[2]][:60]}'", category=hit[0],
-                    findings=[{"start": hit[1], "end": hit[2]}])
-            if hit else Verdict("emergency", False)
-        ]
-        if self._classifier is not None:
-            intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
-            verdicts += [self._lenient_only_on_listed_intents(v, intent)
-                         for v in self._classifier.check_input(text).verdicts]
-        if self._intent_threshold is not None:
-            confidence = max((float(r.get(PREDICTED_CONFIDENCE_KEY) or 0) for r in message.get(INTENT_RANKING_KEY) or []
-                              if r.get(INTENT_NAME_KEY) == self._intent), default=0.0)
-            fired = confidence >= self._intent_threshold
-            kind = next((v.category for v in verdicts[1:] if v.category in ("self_harm", "medical")), "medical")
-            verdicts.append(Verdict(
-                "emergency_intent", fired, f"NLU intent '{self._intent}' at {confidence:.2f}" if fired else "",
-                category=kind if fired else None, source="model", score=confidence,
-                threshold=self._intent_threshold,
-            ))
-        decisive = next((v for v in verdicts if v.triggered), None)
-        return RailsRecord(verdicts, decisive)
-
-    def _lenient_only_on_listed_intents(self, verdict: Verdict, intent: Optional[Text]) -> Verdict:
-        """The lenient verdict as it stands on a turn routed to a listed intent; elsewhere not fired."""
-        if verdict.rail != LENIENT_RAIL or not verdict.triggered:
-            return verdict
-        if intent in self._lenient_intents:
-            return Verdict(verdict.rail, True, f"{verdict.reason}, on a '{intent}' turn", category=verdict.category,
-                           source=verdict.source, score=verdict.score, threshold=verdict.threshold)
-        return Verdict(verdict.rail, False, f"not fired: '{intent}' is not in {LENIENT_INTENTS_KEY}",
-                       source=verdict.source, score=verdict.score, threshold=verdict.threshold)
+        """The verdicts for one message; ``decisive`` is set on both tiers."""
+        return self.assess(message).record
 
     def process(self, messages: List[Message]) -> List[Message]:
-        """Sets the emergency intent on messages that state an emergency."""
+        """Sets the emergency intent (strong) or the triage intent (moderate)."""
         for message in messages:
-            record = self.check(message)
-            message.set(EMERGENCY_CHECK_KEY, record.to_dict(), add_to_output=True)
-            decisive = record.decisive
-            if decisive is None:
+            assessment = self.assess(message)
+            previous = message.get(INTENT) or {}
+            assessment.record.original_intent = previous.get(INTENT_NAME_KEY)
+            message.set(EMERGENCY_CHECK_KEY, assessment.to_dict(), add_to_output=True)
+            if assessment.tier is None:
                 continue
-            # a pattern group's name, or (classifier, NLU intent) medical / self_harm
-            kind = decisive.category if decisive.category and decisive.category != "error" else "medical"
-            previous = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+            decisive = assessment.record.decisive
+            name = self._intent if assessment.tier == emergency.STRONG else self._triage_intent
             logger.debug(
-                f"Emergency ({kind}) from {decisive.rail} [{decisive.source}]: {decisive.reason}; intent "
-                f"'{previous}' is replaced by '{self._intent}'."
+                f"Emergency ({assessment.kind}, {assessment.tier} tier) from {decisive.rail} [{decisive.source}]: "
+                f"{decisive.reason}; intent '{previous.get(INTENT_NAME_KEY)}' is replaced by '{name}'."
             )
-            intent = {INTENT_NAME_KEY: self._intent, PREDICTED_CONFIDENCE_KEY: 1.0}
-            ranking = [
-                r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != self._intent
-            ]
+            intent = {INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: 1.0}
+            ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != name]
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, [intent, *ranking], add_to_output=True)
-            span = (record.verdict("emergency").findings or [{"start": 0, "end": len(message.get(TEXT) or "")}])[0]
-            start, end = span["start"], span["end"]
+            start, end = assessment.span
             entities = [e for e in message.get(ENTITIES) or [] if e.get(ENTITY_ATTRIBUTE_TYPE) != self._entity]
             entities.append(
                 {
                     ENTITY_ATTRIBUTE_TYPE: self._entity,
-                    ENTITY_ATTRIBUTE_VALUE: kind,
+                    ENTITY_ATTRIBUTE_VALUE: assessment.kind,
                     ENTITY_ATTRIBUTE_START: start,
                     ENTITY_ATTRIBUTE_END: end,
                     EXTRACTOR: self.__class__.__name__,
@@ -229,7 +179,3 @@ def _non_empty_str(config: Dict[Text, Any], key: Text) -> Text:
             f"Set it in config.yml or remove it to use the default."
         )
     return value
-
-
-def _compile_patterns(raw: Any) -> List[Tuple[Text, List[Pattern]]]:
-    return compile_groups(f"EmergencyDetector '{PATTERNS_KEY}'", raw, allow_empty=False)

@@ -11,11 +11,9 @@ the model, ``components.redacting_tracker_store`` keeps it out of the tracker
 store, and ``redact_logs`` keeps it out of the process's log output.
 
 Place it before ``EmergencyDetector``, which overrides any intent when an
-emergency signal fires ("how many pills for an overdose" is an emergency first)
-and, with a rail's intent in its ``lenient_intents``, also checks that rail's
-turns at the emergency classifier's lenient threshold (a crisis the attack
-rails misread gets crisis support, not a refusal). After it works too, without
-that second check.
+emergency signal fires ("how many pills for an overdose" is an emergency first;
+a crisis the attack rails misread gets crisis support or the triage question,
+not a refusal).
 """
 
 from __future__ import annotations

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Sequence, Text, Tuple
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from components import emergency, triage_action
 from components.config import ERROR_RESPONSE_KEY, PluginConfig, load_plugin_config, rasa_config_path
 from components.generation import Generation, Generator, OpenAIOptions, get_generator
 from components.generation.priority import yield_cpu
@@ -63,7 +64,7 @@ def conversation_history(tracker: Tracker) -> List[Dict[str, str]]:
     The latest user message is not included: it is the new turn.
     """
     turns: List[Dict[str, str]] = []
-    for event in tracker.events:
+    for event in tracker.applied_events():
         if event.get("event") == "user":
             text = text_for_model(event.get("parse_data"), event.get("text") or "")
             if text:
@@ -83,10 +84,10 @@ def unhandled_user_turns(tracker: Tracker) -> List[str]:
     escalated is left out, so it does not block the conversation's next turns.
     """
     texts: List[str] = []
-    user_events = [event for event in tracker.events if event.get("event") == "user"]
+    user_events = [event for event in tracker.applied_events() if event.get("event") == "user"]
     for event in user_events[:-1]:  # the latest message is the new turn
         parse = event.get("parse_data") or {}
-        handled = any(
+        handled = emergency.triage_answered(parse) or any(
             record is not None and record.decisive is not None
             for record in (RailsRecord.from_parse_data(parse), RailsRecord.from_dict(parse.get(EMERGENCY_CHECK_KEY)))
         )
@@ -94,6 +95,19 @@ def unhandled_user_turns(tracker: Tracker) -> List[str]:
         if text and not handled:
             texts.append(text)
     return texts
+
+
+def check_before_generation(plugin: PluginConfig, message: Dict[str, Any], earlier: Sequence[str] = ()
+                            ) -> Tuple[Optional[emergency.Assessment], RailsRecord]:
+    """The emergency signal (unless the user already said "no" to the triage question about
+    this message) and the ``before_generation`` rails, on the latest message and ``earlier``."""
+    text = message.get("text") or text_for_model(message)
+    assessment = None
+    if plugin.emergency is not None and not emergency.triage_answered(message):
+        assessment = plugin.emergency.assess(text, earlier)
+        if assessment.tier is not None:
+            return assessment, RailsRecord()
+    return assessment, plugin.guardrails.check_before_generation(text, earlier)
 
 
 class ActionLLMResponse(Action):
@@ -130,14 +144,27 @@ class ActionLLMResponse(Action):
         history = conversation_history(tracker)
         earlier = unhandled_user_turns(tracker)
         try:
-            before = await loop.run_in_executor(
-                _RAILS_EXECUTOR, plugin.guardrails.check_before_generation, message.get("text") or text, earlier
-            )
+            assessment, before = await loop.run_in_executor(
+                _RAILS_EXECUTOR, check_before_generation, plugin, message, earlier)
         except Exception as error:  # noqa: BLE001 - rails that cannot run: fail closed, never generate
             logger.error("The rails before generation could not run (%s): failing closed.", error)
             trace.update(outcome="error", error=f"rails before generation: {str(error)[:280]}")
             dispatcher.utter_message(response=plugin.policy.response_for(ERROR_RESPONSE_KEY))
             return _trace_events(plugin.trace_slot, trace)
+        if assessment is not None:
+            trace["emergency_before_generation"] = assessment.to_dict()
+            reason = assessment.record.decisive.reason if assessment.record.decisive else ""
+            if assessment.tier == emergency.STRONG:
+                response = plugin.policy.response_for("emergency", assessment.kind)
+                logger.info("Emergency before generation (%s): %s sent, the model is not asked.", reason, response)
+                trace["outcome"] = "blocked:emergency"
+                dispatcher.utter_message(response=response)
+                return _trace_events(plugin.trace_slot, trace)
+            if assessment.tier == emergency.MODERATE:
+                logger.info("Moderate emergency signal before generation (%s): the triage question is asked, "
+                            "the model is not.", reason)
+                trace["outcome"] = "triage"
+                return triage_action.ask(dispatcher, tracker, assessment.kind) + _trace_events(plugin.trace_slot, trace)
         trace["before_generation"] = before.to_dict()
         if before.decisive:
             response = plugin.policy.response_for(before.decisive.rail, before.decisive.category)

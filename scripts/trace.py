@@ -27,6 +27,7 @@ os.environ.setdefault("ACTION_SERVER_TOKEN", "not-used-by-trace")
 
 from components.action_failure import failure_record  # noqa: E402 - after the path is set
 from components.guardrails import RailsRecord, Verdict  # noqa: E402
+from components.emergency import TRIAGE_ANSWER_KEY, TRIAGE_SLOT  # noqa: E402
 from components.guardrails.record import EMERGENCY_CHECK_KEY  # noqa: E402
 
 
@@ -47,7 +48,14 @@ def turns(events: List[Dict[str, Any]], trace_slot: Optional[str] = "llm_trace")
             parse = event.get("parse_data") or {}
             rails = RailsRecord.from_parse_data(parse) or RailsRecord()
             emergency = RailsRecord.from_dict(parse.get(EMERGENCY_CHECK_KEY))
+            check = parse.get(EMERGENCY_CHECK_KEY) or {}
+            replayed = check.get(TRIAGE_ANSWER_KEY)
+            if result and result[-1].get("triage") and not replayed:
+                result[-1]["triage"].append(f"answer: '{event.get('text')}' ({(parse.get('intent') or {}).get('name')})")
             result.append({
+                "emergency_tier": check.get("tier"),
+                **({"triage": [f"replayed after the answer '{replayed}': handled as "
+                               f"'{(parse.get('intent') or {}).get('name')}'"]} if replayed else {}),
                 "user": event.get("text"),
                 "intent": (parse.get("intent") or {}).get("name"),
                 "confidence": (parse.get("intent") or {}).get("confidence"),
@@ -66,6 +74,11 @@ def turns(events: List[Dict[str, Any]], trace_slot: Optional[str] = "llm_trace")
             if failure:
                 result[-1].setdefault("action_failures", []).append(
                     f"{failure.get('action')}: {failure.get('cause')}")
+        elif kind == "slot" and event.get("name") == TRIAGE_SLOT:
+            note = f"question asked ({event['value']})" if event.get("value") else "question closed"
+            result[-1].setdefault("triage", []).append(note)
+        elif kind == "rewind":
+            result[-1].setdefault("triage", []).append("rewound (the answer replays a message)")
         elif kind == "slot" and trace_slot and event.get("name") == trace_slot and event.get("value"):
             trace = event["value"]
             result[-1]["llm"] = {
@@ -129,6 +142,10 @@ def main() -> int:
         print(f"[{i}] user: {turn['user']}")
         confidence = f"{turn['confidence']:.2f}" if isinstance(turn["confidence"], float) else turn["confidence"]
         print(f"    intent: {turn['intent']} ({confidence})")
+        if turn.get("emergency_tier"):
+            print(f"    emergency tier: {turn['emergency_tier']}")
+        for note in turn.get("triage", []):
+            print(f"    triage: {note}")
         for verdict in turn["input_rails"]:
             print(f"    input rail fired: {verdict}" + (f" -> {turn['routed_to']}" if turn["routed_to"] else ""))
         for action in turn["actions"]:

@@ -158,7 +158,7 @@ async def test_emergency_outside_a_form(domain):
     dispatcher = CollectingDispatcher()
     tracker = make_tracker("I have chest pain", "emergency", _entity("emergency_type", "medical"))
     events = await ActionEmergencyEscalation().run(dispatcher, tracker, domain)
-    assert events == []
+    assert events == [SlotSet("emergency_triage", None)]
     assert [m["response"] for m in dispatcher.messages] == ["utter_emergency"]
 
 
@@ -169,5 +169,5 @@ async def test_emergency_inside_a_form_stops_it(domain):
         active_loop="appointment_form", slots={"requested_slot": "city"},
     )
     events = await ActionEmergencyEscalation().run(dispatcher, tracker, domain)
-    assert events == [ActiveLoop(None), SlotSet("requested_slot", None)]
+    assert events == [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("emergency_triage", None)]
     assert [m["response"] for m in dispatcher.messages] == ["utter_crisis_support"]

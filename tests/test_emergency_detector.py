@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
@@ -96,7 +98,7 @@ def test_near_misses_are_left_alone(tmp_path, text):
     record = RailsRecord.from_dict(message.data.pop(EMERGENCY_CHECK_KEY))
     assert message.data == before
     assert record.decisive is None and [v.rail for v in record.verdicts] == [
-        "emergency", "emergency_classifier_strict", "emergency_intent"]
+        "emergency", "emergency_classifier", "emergency_words"]
 
 
 def test_the_classifier_escalates_what_no_pattern_matches(tmp_path):
@@ -106,63 +108,68 @@ def test_the_classifier_escalates_what_no_pattern_matches(tmp_path):
     [message] = detector.process([_classified(text)])
     assert message.get("intent")["name"] == "emergency"
     record = RailsRecord.from_dict(message.get(EMERGENCY_CHECK_KEY))
-    assert record.decisive.rail == "emergency_classifier_strict" and record.decisive.source == "model"
+    assert record.decisive.rail == "emergency_classifier" and record.decisive.source == "model"
     assert record.decisive.score >= record.decisive.threshold
 
 
-def test_the_nlu_emergency_intent_fails_closed_below_the_top(tmp_path):
-    """The intent classifier put "emergency" second, at 0.3: that is enough to escalate."""
-    detector = _create(tmp_path, classifier=None)
-    message = Message(data={"text": "uh oh something is wrong", "intent": {"name": "chitchat", "confidence": 0.6},
-                            "intent_ranking": [{"name": "chitchat", "confidence": 0.6},
-                                               {"name": "emergency", "confidence": 0.3}]})
-    [message] = detector.process([message])
-    assert message.get("intent")["name"] == "emergency"
-    assert RailsRecord.from_dict(message.get(EMERGENCY_CHECK_KEY)).decisive.rail == "emergency_intent"
-    quiet = Message(data={"text": "hello", "intent": {"name": "greet", "confidence": 0.9},
-                          "intent_ranking": [{"name": "greet", "confidence": 0.9},
-                                             {"name": "emergency", "confidence": 0.1}]})
-    assert detector.process([quiet])[0].get("intent")["name"] == "greet"
+def _ranked(text, emergency_confidence):
+    return Message(data={"text": text, "intent": {"name": "chitchat", "confidence": 0.6},
+                         "intent_ranking": [{"name": "chitchat", "confidence": 0.6},
+                                            {"name": "emergency", "confidence": emergency_confidence}]})
 
 
-def test_the_lenient_threshold_escalates_only_on_the_listed_intents(tmp_path):
-    """A health turn answered by a curated action gets the lenient threshold (the LLM
-    action's check before generation); a turn routed anywhere else does not."""
+@pytest.mark.parametrize("confidence, intent", [(0.95, "emergency"), (0.7, "emergency_triage"), (0.3, "chitchat")])
+def test_the_nlu_emergency_intent_has_two_tiers(tmp_path, confidence, intent):
+    """The NLU's emergency intent, even below the top: sure escalates, fairly sure asks first."""
+    detector = _create(tmp_path, classifier=None, tiers={"intent_strong": 0.9, "intent_moderate": 0.6})
+    [message] = detector.process([_ranked("uh oh something is wrong", confidence)])
+    assert message.get("intent")["name"] == intent
+    record = message.get(EMERGENCY_CHECK_KEY)
+    assert record["tier"] == {"emergency": "strong", "emergency_triage": "moderate", "chitchat": None}[intent]
+    if intent != "chitchat":
+        assert record["decisive"] == "emergency_intent" and record["original_intent"] == "chitchat"
+
+
+def test_classifier_tiers_escalate_ask_or_leave_alone(tmp_path):
+    """Between the moderate and the strong threshold the triage intent is set, above it the
+    emergency intent; the classifier's own intent stays in the ranking and the record."""
     text = "my head is pounding and my neck feels stiff"
-    probe = _create(tmp_path, intent_threshold=None, lenient_intents=["symptom_info"])
-    [probed] = probe.process([_classified(text, intent="check_order_status")])
-    score = RailsRecord.from_dict(probed.get(EMERGENCY_CHECK_KEY)).verdict("emergency_classifier").score
-    assert 0.1 < score < 0.9, score  # room for a threshold on each side
-    thresholds = {"emergency_classifier": score - 0.05, "emergency_classifier_strict": score + 0.05}
-    detector = _create(tmp_path, intent_threshold=None, lenient_intents=["symptom_info"],
-                       classifier={"thresholds": thresholds})
-    [health] = detector.process([_classified(text, intent="symptom_info")])
-    decisive = RailsRecord.from_dict(health.get(EMERGENCY_CHECK_KEY)).decisive
-    assert health.get("intent")["name"] == "emergency"
-    assert decisive.rail == "emergency_classifier" and "'symptom_info' turn" in decisive.reason
-    [elsewhere] = detector.process([_classified(text, intent="check_order_status")])
-    record = RailsRecord.from_dict(elsewhere.get(EMERGENCY_CHECK_KEY))
-    assert elsewhere.get("intent")["name"] == "check_order_status" and record.decisive is None
-    assert "not in lenient_intents" in record.verdict("emergency_classifier").reason
-    unlisted = _create(tmp_path, intent_threshold=None, classifier={"thresholds": thresholds})
-    [kept] = unlisted.process([_classified(text, intent="symptom_info")])
-    assert kept.get("intent")["name"] == "symptom_info"
+    probe = _create(tmp_path)
+    score = probe.assess(_classified(text)).record.verdict("emergency_classifier").score
+    assert 0.02 < score < 0.98, score  # room for a threshold on each side
+    cases = {"emergency_triage": {"strong": min(score + 0.01, 1.0), "moderate": score - 0.01},
+             "emergency": {"strong": score - 0.01, "moderate": score - 0.02},
+             "check_order_status": {"strong": min(score + 0.02, 1.0), "moderate": score + 0.01}}
+    for intent, tiers in cases.items():
+        [message] = _create(tmp_path, tiers=tiers).process([_classified(text)])
+        assert message.get("intent")["name"] == intent, (intent, tiers)
+        assert "check_order_status" in [r["name"] for r in message.get("intent_ranking")]
+        assert message.get(EMERGENCY_CHECK_KEY)["original_intent"] == "check_order_status"
 
 
-def test_stroke_out_of_context_escalates_on_purpose(tmp_path):
-    # A missed stroke costs more than a false alarm: this over-escalation is accepted.
-    [message] = _create(tmp_path).process([_classified("the stroke order of chinese characters")])
-    assert message.get("intent")["name"] == "emergency"
+def test_a_danger_word_counts_only_when_the_classifier_agrees(tmp_path):
+    """'stroke' alone (a definition, a chinese character) is no emergency; with the classifier
+    at its moderate tier it escalates at once."""
+    text = "the stroke order of chinese characters"
+    [alone] = _create(tmp_path).process([_classified(text)])
+    assert alone.get("intent")["name"] == "check_order_status"
+    score = _create(tmp_path).assess(_classified(text)).record.verdict("emergency_classifier").score
+    [agreed] = _create(tmp_path, tiers={"strong": 0.999, "moderate": max(score - 0.01, 0.001)}).process(
+        [_classified(text)])
+    assert agreed.get("intent")["name"] == "emergency"
+    assert RailsRecord.from_dict(agreed.get(EMERGENCY_CHECK_KEY)).decisive.rail in ("emergency_classifier",
+                                                                                     "emergency_words")
+    assert agreed.get(EMERGENCY_CHECK_KEY)["tier"] == "strong"
 
 
 def test_custom_patterns_and_names_from_config(tmp_path):
     detector = _create(
-        tmp_path, intent="urgent", entity="kind", patterns={"poison": [r"\bswallowed bleach\b"]},
-        classifier=None, intent_threshold=None,
+        tmp_path, intent="urgent", entity="kind", patterns={"medical": [r"\bswallowed bleach\b"]},
+        words={}, classifier=None,
     )
     [message] = detector.process([_classified("my kid swallowed bleach")])
     assert message.get("intent")["name"] == "urgent"
-    assert [e["value"] for e in message.get("entities") if e["entity"] == "kind"] == ["poison"]
+    assert [e["value"] for e in message.get("entities") if e["entity"] == "kind"] == ["medical"]
     [untouched] = detector.process([_classified("I have chest pain")])
     assert untouched.get("intent")["name"] == "check_order_status"
 
@@ -175,11 +182,15 @@ def test_custom_patterns_and_names_from_config(tmp_path):
         ({"patterns": []}, "patterns must be a mapping"),
         ({"patterns": {"medical": []}}, "patterns of 'medical' must be a non-empty list"),
         ({"patterns": {"medical": ["(unclosed"]}}, "is not a valid regular expression"),
-        ({"intent_threshold": 2}, "'intent_threshold' must be a number in (0, 1]"),
+        ({"intent_threshold": 0.6}, "'intent_threshold' is replaced by tiers.intent_strong"),
         ({"classifier": "yes"}, "'classifier' must be the rails settings"),
-        ({"lenient_intents": "symptom_info"}, "'lenient_intents' must be a list of intent names"),
+        ({"lenient_intents": ["symptom_info"]}, "'lenient_intents' is replaced by tiers.moderate"),
+        ({"patterns": {"poison": [r"\bbleach\b"]}}, "pattern group 'poison' is not a kind of emergency"),
+        ({"tiers": {"strong": 1.5}}, "`tiers.strong` must be a number in (0, 1]"),
+        ({"tiers": {"strong": 0.5, "moderate": 0.8}}, "`tiers.moderate` (0.8) is above `tiers.strong`"),
+        ({"tiers": {"loud": 0.5}}, "unknown key(s) ['loud'] under `tiers`"),
     ],
 )
 def test_bad_config_is_rejected_with_advice(tmp_path, overrides, fragment):
-    with pytest.raises(InvalidConfigException, match=fragment.replace("(", r"\(")):
+    with pytest.raises(InvalidConfigException, match=re.escape(fragment)):
         _create(tmp_path, **overrides)

@@ -31,8 +31,9 @@ class Guardrails:
             replaces the defaults (``lists/allow.yml``) for that rail.
         pii_types: PII types to detect (default: all).
         before_generation: input rails the LLM action runs on the latest message and
-            the last user turns together before it generates (default: emergencies
-            and the harmful and attack classifiers); a fired one replaces generation.
+            the last user turns together before it generates (default: the harmful,
+            hateful and attack classifiers; emergencies are checked by
+            ``components.emergency`` first); a fired one replaces generation.
         thresholds: ``{rail: score}``, overrides a learned rail's trained threshold.
         encoder: folder of the sentence encoder (default .cache/models/all-MiniLM-L6-v2).
         heads: folder of the trained heads (default: the ones shipped in learned/).
@@ -40,8 +41,7 @@ class Guardrails:
 
     KEYS = ("input_rails", "output_rails", "before_generation", "patterns", "extra_patterns", "allow",
             "pii_types", "thresholds", "encoder", "heads")
-    DEFAULT_BEFORE_GENERATION = ["emergency", "emergency_classifier", "harmful_classifier", "hateful_classifier",
-                                 "attack_classifier"]
+    DEFAULT_BEFORE_GENERATION = ["harmful_classifier", "hateful_classifier", "attack_classifier"]
 
     def __init__(self, config: Dict[str, Any]) -> None:
         unknown = sorted(set(config) - set(self.KEYS))

@@ -1,0 +1,107 @@
+"""The triage question's policy: while it is open, the triage action answers the user's turn.
+
+A moderate emergency signal (``components.emergency``) asks "is this happening
+right now?" before anything else happens, in a form or not. This policy makes
+the triage action win that turn and the user's answer to it, whatever the intent
+classifier, the rules or an active form would predict, and predicts listening
+after it. It abstains on every other turn, so a "yes" with no open question is
+an ordinary "yes".
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa.core.policies.policy import Policy, PolicyPrediction
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import UserUttered
+from rasa.shared.core.generator import TrackerWithCachedStates
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import InvalidConfigException
+
+from components import emergency
+
+logger = logging.getLogger(__name__)
+
+TRIAGE_INTENT_KEY = "triage_intent"
+SLOT_KEY = "slot"
+ACTION_KEY = "action"
+PRIORITY_KEY = "priority"
+
+
+@DefaultV1Recipe.register(
+    DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True
+)
+class EmergencyTriagePolicy(Policy):
+    """Predicts the triage action on a moderate emergency signal and on the answer to its question."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """The policy's default config."""
+        return {
+            # The intent the EmergencyDetector sets on the moderate tier.
+            TRIAGE_INTENT_KEY: emergency.TRIAGE_INTENT,
+            # The slot that holds the open question's kind (None: no question open).
+            SLOT_KEY: emergency.TRIAGE_SLOT,
+            # The action that asks and reads the answer.
+            ACTION_KEY: emergency.TRIAGE_ACTION,
+            # Above RulePolicy (6): the question wins over rules and an active form.
+            PRIORITY_KEY: 7,
+        }
+
+    def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+                 execution_context: ExecutionContext, featurizer: Optional[Any] = None) -> None:
+        """Validates the config."""
+        super().__init__(config, model_storage, resource, execution_context, featurizer)
+        for key in (TRIAGE_INTENT_KEY, SLOT_KEY, ACTION_KEY):
+            if not isinstance(config.get(key), str) or not config[key].strip():
+                raise InvalidConfigException(
+                    f"EmergencyTriagePolicy: '{key}' must be a non-empty string, got {config.get(key)!r}.")
+        self.triage_intent: str = config[TRIAGE_INTENT_KEY]
+        self.slot: str = config[SLOT_KEY]
+        self.action: str = config[ACTION_KEY]
+
+    def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
+        """Checks that the domain has what the question needs (nothing is learned)."""
+        problems = []
+        if self.action not in domain.action_names_or_texts:
+            problems.append(f"action {self.action!r} is not in domain.yml `actions`")
+        if self.slot not in {s.name for s in domain.slots}:
+            problems.append(f"slot {self.slot!r} is not in domain.yml `slots` (type: text, mapping: custom)")
+        if self.triage_intent not in domain.intents:
+            problems.append(f"intent {self.triage_intent!r} is not in domain.yml `intents`")
+        if problems:
+            raise InvalidConfigException("EmergencyTriagePolicy: " + "; ".join(problems) + ".")
+        return self._resource
+
+    @classmethod
+    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> EmergencyTriagePolicy:
+        """Nothing is persisted: the config is the policy."""
+        return cls(config, model_storage, resource, execution_context)
+
+    def predict_action_probabilities(self, tracker: DialogueStateTracker, domain: Domain,
+                                     rule_only_data: Optional[Dict[Text, Any]] = None,
+                                     **kwargs: Any) -> PolicyPrediction:
+        """The triage action on a triage turn or an answer; listening right after it."""
+        probabilities = self._default_predictions(domain)
+        latest_action = tracker.latest_action_name
+        if latest_action == self.action:
+            probabilities[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
+            return self._prediction(probabilities)
+        if latest_action != ACTION_LISTEN_NAME or not isinstance(tracker.events[-1] if tracker.events else None,
+                                                                UserUttered):
+            return self._prediction(probabilities)
+        intent = tracker.latest_message.intent.get("name") if tracker.latest_message else None
+        open_question = tracker.get_slot(self.slot)
+        if intent == self.triage_intent or open_question:
+            logger.debug(f"EmergencyTriagePolicy: {'the answer to the open triage question' if open_question else 'a moderate emergency signal'} "
+                         f"(intent '{intent}'); predicting '{self.action}'.")
+            probabilities[domain.index_for_action(self.action)] = 1.0
+        return self._prediction(probabilities)
