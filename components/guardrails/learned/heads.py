@@ -1,16 +1,20 @@
-"""Linear classifier heads on sentence embeddings: the trained part of the learned rails.
+"""Classifier heads on sentence embeddings: the trained part of the learned rails.
 
 The artifact is two small files beside this module (``heads.npz`` weights,
 ``heads.json`` manifest: thresholds, the encoder and its sha256, training data
-and measurements), written by ``make train-guards``. Scoring is a dot product
-and a logistic function in numpy; the encoder does the heavy work once per text.
+and measurements), written by ``make train-guards``. Most heads are a dot
+product and a logistic function; a head listed in ``mlp`` (the emergency head)
+has one hidden layer of ReLUs before it, which tells a person in danger from the
+words of danger better than a linear head does
+(``python -m benchmarks.experiments.severity_heads``). All of it is numpy; the
+encoder does the heavy work once per text.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Sequence
 
@@ -63,17 +67,22 @@ class LinearHeads:
     names: tuple
     thresholds: Dict[str, float]
     manifest: Dict[str, Any]
+    mlp: Dict[str, tuple] = field(default_factory=dict)  # head -> (w1, b1, w2, b2): replaces its linear row
 
     def scores(self, embeddings: np.ndarray) -> Dict[str, np.ndarray]:
         """Probability per head for each row of ``embeddings``."""
         logits = embeddings @ self.weights.T + self.bias
+        for head, (w1, b1, w2, b2) in self.mlp.items():
+            logits[:, self.names.index(head)] = np.maximum(embeddings @ w1 + b1, 0.0) @ w2 + b2
         probabilities = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
         return {name: probabilities[:, i] for i, name in enumerate(self.names)}
 
     def save(self, folder: Path = ARTIFACT_DIR) -> None:
         """Writes ``heads.npz`` and ``heads.json``."""
+        layers = {f"mlp_{head}_{part}": array.astype(np.float32)
+                  for head, arrays in self.mlp.items() for part, array in zip(("w1", "b1", "w2", "b2"), arrays)}
         np.savez_compressed(folder / WEIGHTS_FILE, weights=self.weights.astype(np.float32),
-                            bias=self.bias.astype(np.float32), names=np.array(self.names))
+                            bias=self.bias.astype(np.float32), names=np.array(self.names), **layers)
         manifest = {**self.manifest, "heads": list(self.names), "thresholds": self.thresholds}
         (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", "utf-8")
 
@@ -94,7 +103,9 @@ def load_heads(folder: str = str(ARTIFACT_DIR)) -> LinearHeads:
     data = np.load(path / WEIGHTS_FILE)
     manifest = json.loads((path / MANIFEST_FILE).read_text("utf-8"))
     names = tuple(str(n) for n in data["names"])
-    return LinearHeads(data["weights"], data["bias"], names, dict(manifest["thresholds"]), manifest)
+    mlp = {head: tuple(data[f"mlp_{head}_{part}"] for part in ("w1", "b1", "w2", "b2"))
+           for head in names if f"mlp_{head}_w1" in data.files}
+    return LinearHeads(data["weights"], data["bias"], names, dict(manifest["thresholds"]), manifest, mlp)
 
 
 def category_matrix(encoder: Any, names: Sequence[str] = tuple(HARM_CATEGORIES)) -> tuple:

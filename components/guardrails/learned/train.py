@@ -89,6 +89,7 @@ GROUPS: Dict[str, Tuple[str, ...]] = {
 # these, so "no lower than before" is compared on the same held-out prompts.
 V1_GROUPS = ("coconot", "cyberseceval", "hatecheck", "harmfulqa", "catqa", "openai_moderation",
              "jailbreak_prompts", "jailbreak_forbidden", "intent_sets")
+V2_GROUPS = ("ailuminate", "aart", "xsafety", "toxigen", "personas", "notinject", "bipia")
 PROJECT = "project"
 NLU_SKIP = {"out_of_scope"}  # examples of topics the assistant declines: not used
 # Heads measured by holding out source groups; the others have positives only in
@@ -277,8 +278,39 @@ def fit(features: np.ndarray, targets: np.ndarray, weights: Optional[np.ndarray]
     return model.coef_[0].astype(np.float32), float(model.intercept_[0])
 
 
-def predict(features: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(features @ weights + bias, -30, 30)))
+def predict(features: np.ndarray, weights: Any, bias: Any = None) -> np.ndarray:
+    """Scores of a fitted head: ``(weights, bias)`` of ``fit`` or the layers of ``fit_mlp``."""
+    if isinstance(weights, tuple):
+        w1, b1, w2, b2 = weights
+        logits = np.maximum(features @ w1 + b1, 0.0) @ w2 + b2
+    else:
+        logits = features @ weights + bias
+    return 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
+
+
+MLP_HIDDEN = 256  # ReLUs of the emergency head's hidden layer
+MLP_ALPHA = 1e-3  # its L2 penalty
+
+
+def fit_mlp(features: np.ndarray, targets: np.ndarray, weights: Optional[np.ndarray] = None) -> Tuple[tuple, None]:
+    """A one-hidden-layer MLP (fixed seed, early stopping); rows are repeated by their integer
+    weight, since the MLP takes no sample weights. Returns ``((w1, b1, w2, b2), None)``."""
+    from sklearn.neural_network import MLPClassifier
+
+    repeat = np.repeat(np.arange(len(features)), (weights if weights is not None
+                                                   else np.ones(len(features))).astype(int))
+    model = MLPClassifier(hidden_layer_sizes=(MLP_HIDDEN,), alpha=MLP_ALPHA, max_iter=60, random_state=SEED,
+                          early_stopping=True).fit(features[repeat], targets[repeat])
+    (w1, w2), (b1, b2) = model.coefs_, model.intercepts_
+    return (w1.astype(np.float32), b1.astype(np.float32), w2[:, 0].astype(np.float32),
+            np.float32(b2[0])), None
+
+
+# Heads that are an MLP (one hidden layer) instead of a logistic regression. The emergency head
+# must tell a person in danger from words of danger; on the development sets an MLP found
+# 92.4 % of emergencies where 4 % of the benign texts fire, the logistic regression 85.4 %
+# (python -m benchmarks.experiments.severity_heads).
+MLP_HEADS = (EMERGENCY,)
 
 
 def threshold_for_fpr(negative_scores: np.ndarray, target: float) -> float:
@@ -331,6 +363,18 @@ def _hard(rows: Sequence[Row], head: Optional[str] = None) -> np.ndarray:
     return np.array([counts(r) for r in rows])
 
 
+def _threshold_pool(rows: Sequence[Row], head: Optional[str] = None) -> np.ndarray:
+    """The look-alikes the threshold rule counts: ``_hard`` without safety_train version 2's.
+
+    Version 2's hard negatives (NotInject's trigger words, awesome-chatgpt personas, XSafety,
+    BIPIA's clean emails) are trained on and measured held out, but counted in the rule they
+    raised the attack threshold from 0.61 to 0.84 and cut held-out attack recall on the
+    version-1 groups from 69.5 to 50.4 % (harmful 42.9 to 35.8 %): the rule keeps the pool it
+    had, so recall stays comparable with earlier turns.
+    """
+    return _hard(rows, head) & np.array([r.group not in V2_GROUPS for r in rows])
+
+
 def _weights(rows: Sequence[Row]) -> np.ndarray:
     return np.array([PROJECT_WEIGHT if r.group == PROJECT else 1.0 for r in rows])
 
@@ -358,7 +402,7 @@ def choose_threshold(features: np.ndarray, rows: Sequence[Row], head: str, fitte
             continue
         w, b = fitter(features[train], y[train], weights[train])
         scores[test] = predict(features[test], w, b)
-    negatives = _hard(rows, head) & (y == 0) & usable & ~np.isnan(scores)
+    negatives = _threshold_pool(rows, head) & (y == 0) & usable & ~np.isnan(scores)
     return threshold_for_fpr(scores[negatives], TARGET_FPR[head])
 
 
@@ -415,7 +459,8 @@ def project_folds(rows: Sequence[Row], in_cv: np.ndarray, draw: int, folds: int)
     return np.array([_fold(r.text, draw, folds) if inside else -1 for r, inside in zip(rows, in_cv)])
 
 
-def project_cv(features: np.ndarray, rows: Sequence[Row], head: str, folds: int = 5, draw: int = 0) -> np.ndarray:
+def project_cv(features: np.ndarray, rows: Sequence[Row], head: str, folds: int = 5, draw: int = 0,
+               fitter: Callable = fit) -> np.ndarray:
     """Out-of-fold scores of the project's rows for a head trained on everything else too
     (one ``draw`` of the folds; the other rows are NaN)."""
     usable = _usable(rows, head)
@@ -426,7 +471,7 @@ def project_cv(features: np.ndarray, rows: Sequence[Row], head: str, folds: int 
     weights = _weights(rows)
     for k in range(folds):
         test = fold_of == k
-        w, b = fit(features[usable & ~test], y[usable & ~test], weights[usable & ~test])
+        w, b = fitter(features[usable & ~test], y[usable & ~test], weights[usable & ~test])
         scores[test] = predict(features[test], w, b)
     return scores
 
@@ -434,7 +479,8 @@ def project_cv(features: np.ndarray, rows: Sequence[Row], head: str, folds: int 
 def emergency_thresholds(features: np.ndarray, rows: Sequence[Row]) -> Tuple[Dict[str, float], Dict[str, Any]]:
     """The emergency head's two thresholds, each the median over ``CV_DRAWS`` draws of the
     project's folds, and what they cost and find out of fold (mean over the draws)."""
-    draws = [project_cv(features, rows, EMERGENCY, draw=d) for d in range(CV_DRAWS)]
+    fitter = fit_mlp if EMERGENCY in MLP_HEADS else fit
+    draws = [project_cv(features, rows, EMERGENCY, draw=d, fitter=fitter) for d in range(CV_DRAWS)]
     y = _targets(rows, EMERGENCY)
     positives = (y == 1) & ~np.isnan(draws[0])
     look_alikes = np.array([r.source in LOOK_ALIKE_SOURCES for r in rows])
@@ -472,12 +518,14 @@ def train(shared: Path, encoder_model: str, out: Path, compare: bool = False, pr
     emergency, emergency_report = emergency_thresholds(features, rows)
     thresholds.update(emergency)
     thresholds[SELF_HARM] = SELF_HARM_THRESHOLD
-    weights, biases = [], []
+    weights, biases, mlp = [], [], {}
     for head in HEADS:
         usable = _usable(rows, head)
         w, b = fit(features[usable], _targets(rows, head)[usable], _weights(rows)[usable])
         weights.append(w)
         biases.append(b)
+        if head in MLP_HEADS:
+            mlp[head], _ = fit_mlp(features[usable], _targets(rows, head)[usable], _weights(rows)[usable])
     report: Dict[str, Any] = {
         "leave_group_out": evaluation["groups"],
         "summary": summarise(evaluation["groups"]),
@@ -498,7 +546,8 @@ def train(shared: Path, encoder_model: str, out: Path, compare: bool = False, pr
         "training": {
             "data": "safety_train (../shared/datasets/safety_train v2, 21 public sources; licences in "
                     "docs/guardrails.md) + components/guardrails/learned/data/*.tsv (written for this project)",
-            "seed": SEED, "C": C, "target_false_refusals": TARGET_FPR, "emergency_lenient_recall": LENIENT_RECALL,
+            "seed": SEED, "C": C, "mlp_heads": {h: {"hidden": MLP_HIDDEN, "alpha": MLP_ALPHA} for h in MLP_HEADS},
+            "target_false_refusals": TARGET_FPR, "emergency_lenient_recall": LENIENT_RECALL,
             "emergency_strict_nlu_false_alarms": NLU_FALSE_ALARMS,
             "rows": report["rows"],
         },
@@ -507,7 +556,7 @@ def train(shared: Path, encoder_model: str, out: Path, compare: bool = False, pr
         "command": "make train-guards",
     }
     out.mkdir(parents=True, exist_ok=True)
-    LinearHeads(np.stack(weights), np.array(biases, dtype=np.float32), HEADS, thresholds, manifest).save(out)
+    LinearHeads(np.stack(weights), np.array(biases, dtype=np.float32), HEADS, thresholds, manifest, mlp).save(out)
     return report
 
 
