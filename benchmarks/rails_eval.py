@@ -141,6 +141,7 @@ def held_out_sources(shared: Path, out: Path) -> Dict[str, object]:
         curves[head] = roc_points(scores[keep], targets[keep])
     plot_roc(curves, out / "roc.png")
     return {"by_group": evaluation["groups"], "pooled": train.summarise(evaluation["groups"]),
+            "pooled_v1_groups": train.summarise({g: evaluation["groups"][g] for g in train.V1_GROUPS}),
             "auroc_pooled": {h: c["auroc"] for h, c in curves.items()}}
 
 
@@ -426,6 +427,10 @@ def markdown(report: Dict[str, object]) -> str:
         if value.get("held_out_look_alikes"):
             lines.append(f"| {head} classifier, fired on benign look-alikes of held-out sources | "
                          f"{value['look_alike_false_refusals']} of {value['held_out_look_alikes']} |")
+    for head, value in held.get("pooled_v1_groups", {}).items():
+        lines.append(f"| {head} classifier, recall on the held-out sources of safety_train version 1 (compare "
+                     f"with earlier turns) | {value['recall']} ({value['held_out_positives']} prompts; look-alikes "
+                     f"fired {value['look_alike_false_refusals']}) |")
     for name, value in report["redteam_refusal"].items():
         lines.append(f"| configured input rails, refused on redteam_dev/{name} | {value['rate']} of {value['n']} |")
     lines.append(f"| false refusals, project safe set | {report['over_refusal_safe']['rate']} "

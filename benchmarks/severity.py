@@ -18,7 +18,7 @@ trained on or sets a threshold.
 
 Usage:
     python -m benchmarks.severity [--model models/assistant.tar.gz] [--shared ../shared/datasets]
-        [--every N] [--out results/rails]
+        [--every N] [--out results/rails] [--dev]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SHARED = ROOT.parent / "shared" / "datasets"
 DATA = ROOT / "tests" / "data"
-LOOK_ALIKES = DATA / "danger_look_alikes.tsv"
+LOOK_ALIKE_BATCHES = sorted(DATA.glob("danger_look_alikes*.tsv"))
 EMERGENCY_BATCHES = sorted(DATA.glob("emergency_paraphrases*.tsv"))
 OUTCOMES = ("escalated", "triaged", "refused", "passed")
 # Intents whose turns go to the LLM action (config.yml, LLMResponsePolicy.trigger_intents);
@@ -48,9 +48,9 @@ def rows(path: Path) -> List[List[str]]:
             if line.strip() and not line.startswith("#")]
 
 
-def look_alikes(path: Path = LOOK_ALIKES) -> List[Tuple[str, str]]:
-    """``(category, text)`` of the held-out look-alikes."""
-    return [(row[0], row[-1]) for row in rows(path)]
+def look_alikes(paths: Sequence[Path] = tuple(LOOK_ALIKE_BATCHES)) -> List[Tuple[str, str]]:
+    """``(category, text)`` of the held-out look-alikes (every batch)."""
+    return [(row[0], row[-1]) for path in paths for row in rows(path)]
 
 
 def emergencies(paths: Sequence[Path] = tuple(EMERGENCY_BATCHES)) -> List[Tuple[str, str, str]]:
@@ -157,11 +157,42 @@ def ordinary(shared: Path, every: int) -> List[Tuple[str, str]]:
             for text, _ in loader(shared)["test"][::every]]
 
 
+# Development sets: the tiers are chosen on these, never on the held-out ones above. Emergency
+# batches 1-4 and the mild complaints were read while earlier changes were made.
+DEV_EMERGENCIES = [p for p in EMERGENCY_BATCHES if not p.stem.endswith("_5")]
+DEV_BENIGN = {"mild_symptoms": DATA / "mild_symptoms.tsv", "safe_prompts": DATA / "safe_prompts.txt",
+              **{p.stem: p for p in sorted(DATA.glob("attack_look_alikes*.txt"))}}
+
+
+def dev_benign(shared: Optional[Path] = DEFAULT_SHARED) -> List[Tuple[str, str]]:
+    """``(group, text)`` of the benign development sets; with ``shared``, also clinc150's
+    validation split (small talk, thanks and 150 other intents; its test split is the
+    measurement of ordinary requests and is never read here)."""
+    benign = [(name, row[-1]) for name, file in DEV_BENIGN.items() for row in rows(file)]
+    if shared is not None and (shared / "clinc150" / "data_full.json").exists():
+        raw = json.loads((shared / "clinc150" / "data_full.json").read_text("utf-8"))
+        benign += [("clinc150_val", text) for text, _ in raw["val"] + raw["oos_val"]]
+    return benign
+
+
+def run_dev(model: Path, progress: bool = True) -> Dict[str, Any]:
+    """The development sets: emergency batches 1-4 against mild complaints, safe prompts, attack
+    look-alikes and clinc150's validation split."""
+    path = Path_(model)
+    benign = dev_benign()
+    return {"command": "python -m benchmarks.severity --dev", "model": str(model),
+            "dev_benign": measure(path, benign, "dev benign" if progress else ""),
+            "dev_emergencies": measure(path, [(b, t) for b, _, t in emergencies(DEV_EMERGENCIES)],
+                                       "dev emergencies" if progress else "")}
+
+
 def run(model: Path, shared: Optional[Path], every: int = 1, progress: bool = True) -> Dict[str, Any]:
     """Every measurement of this module."""
     path = Path_(model)
     report: Dict[str, Any] = {"command": "python -m benchmarks.severity", "model": str(model)}
     report["look_alikes"] = measure(path, look_alikes(), "look-alikes" if progress else "")
+    report["look_alikes_by_batch"] = measure(path, [(p.stem, t) for p in LOOK_ALIKE_BATCHES for _, t in look_alikes([p])],
+                                             "look-alike batches" if progress else "")
     batch_items = emergencies()
     report["emergencies_by_batch"] = measure(path, [(b, t) for b, _, t in batch_items],
                                              "emergencies" if progress else "")
@@ -178,9 +209,11 @@ def markdown(report: Dict[str, Any]) -> str:
     lines = ["## Danger told from its words (whole NLU path + the check before generation)", "",
              f"`{report['command']}` on `{report['model']}`.", ""]
     for key, title in (("look_alikes", "benign look-alikes with danger vocabulary"),
+                       ("look_alikes_by_batch", "benign look-alikes by batch"),
                        ("emergencies_by_batch", "emergency batches"),
                        ("emergencies_by_context", "emergency batch 5 by context"),
-                       ("ordinary_requests", "ordinary requests"), ("hard_negatives", "safety_train hard negatives")):
+                       ("ordinary_requests", "ordinary requests"), ("hard_negatives", "safety_train hard negatives"),
+                       ("dev_benign", "development: benign sets"), ("dev_emergencies", "development: emergencies")):
         if key not in report:
             continue
         lines += [f"### {title}", "", "| group | n | escalated | triaged | refused | stopped or triaged |",
@@ -201,14 +234,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     parser.add_argument("--every", type=int, default=1, help="only every n-th ordinary request / hard negative")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "rails")
+    parser.add_argument("--dev", action="store_true", help="the development sets only (to choose tiers on)")
     args = parser.parse_args(argv)
     if not args.model.exists():
         print(f"error: no trained model at {args.model}; train one first (`rasa train`)", file=sys.stderr)
         return 2
-    report = run(args.model, args.shared if args.shared.exists() else None, args.every)
+    if args.dev:
+        report = run_dev(args.model)
+    else:
+        report = run(args.model, args.shared if args.shared.exists() else None, args.every)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "severity.json").write_text(json.dumps(report, indent=2), "utf-8")
-    (args.out / "severity.md").write_text(markdown(report), "utf-8")
+    name = "severity_dev" if args.dev else "severity"
+    (args.out / f"{name}.json").write_text(json.dumps(report, indent=2), "utf-8")
+    (args.out / f"{name}.md").write_text(markdown(report), "utf-8")
     print(markdown(report))
     return 0
 

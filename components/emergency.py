@@ -80,8 +80,9 @@ class Tiers:
     Attributes:
         strong: classifier score at or above which the turn escalates at once.
         moderate: classifier score at or above which the assistant asks first.
-        intent_strong: the NLU emergency intent's confidence that escalates at once.
-        intent_moderate: the confidence that asks first (None: the intent never triages).
+        intent_strong: the NLU emergency intent's confidence that escalates at once (None: the
+            intent alone never escalates).
+        intent_moderate: the confidence that asks first (None: the intent never asks).
     """
 
     strong: float
@@ -292,8 +293,8 @@ class EmergencySignal:
                                 f"{word[0]}: '{text[word[1]:word[2]][:60]}' with the classifier agreeing"
                                 if word and tier == STRONG and not hit else "",
                                 category=word[0] if word else None, source=PATTERN))
-        if intent_confidence is not None and tiers.intent_strong is not None:
-            level = (STRONG if intent_confidence >= tiers.intent_strong else
+        if intent_confidence is not None and (tiers.intent_strong, tiers.intent_moderate) != (None, None):
+            level = (STRONG if tiers.intent_strong is not None and intent_confidence >= tiers.intent_strong else
                      MODERATE if tiers.intent_moderate is not None and intent_confidence >= tiers.intent_moderate
                      else None)
             verdicts.append(Verdict(INTENT_RAIL, level is not None,
@@ -302,6 +303,7 @@ class EmergencySignal:
                                     threshold=tiers.intent_moderate or tiers.intent_strong))
             if level == STRONG or (level == MODERATE and tier is None):
                 tier = level
+                kind = kind if hit or tier else MEDICAL
         decisive = next((v for v in verdicts if v.triggered), None)
         return Assessment(tier, kind, RailsRecord(verdicts, decisive), span)
 

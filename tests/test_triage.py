@@ -193,3 +193,14 @@ def test_the_policy_checks_the_domain(tmp_path, rasa_domain):
         policy.train([], rasa_domain)
     with pytest.raises(InvalidConfigException, match="'slot' must be a non-empty string"):
         _policy(tmp_path, slot="")
+
+
+@pytest.mark.parametrize("text", ["", " ", "x" * 10_000, "\x00\x01\x02\ufffd binary \udcff noise", "помогите 助けて help ayuda",
+                                  "yes", ". . . ;;; !!!", "also, and, btw, ps"])
+def test_odd_input_gets_a_verdict_never_an_exception(text):
+    from components.config import load_plugin_config
+
+    signal = load_plugin_config(ROOT / "config.yml").emergency
+    assessment = signal.assess(text, history=["hi", text])
+    assert assessment.tier in (None, emergency.MODERATE, emergency.STRONG)
+    assert assessment.to_dict()["verdicts"]

@@ -18,20 +18,22 @@ pytestmark = pytest.mark.e2e
 TRIAGE = "If someone is hurt or in danger, call your local emergency number now"
 EMERGENCY = "This sounds like it could be a medical emergency."
 # Candidates for a moderate signal beside an order question (a body feeling without alarm words).
-MODERATE_WITH_ORDER = [
-    "where is order 10002? also my arm feels weird and heavy",
-    "where is order 10002, I feel a bit dizzy and strange",
-    "where is order 10002? my chest feels a bit funny",
-    "where is order 10002, my head is spinning a little",
-    "where is order 10002? I feel faint and shaky",
-]
-MODERATE_IN_FORM = [
+FEELINGS = [
     "my arm feels weird and heavy",
     "I feel a bit dizzy and strange",
     "my chest feels a bit funny",
     "my head is spinning a little",
     "I feel faint and shaky",
+    "I feel really unwell and my vision is blurry",
+    "my heart is racing and I feel odd",
+    "I feel lightheaded and sweaty",
+    "my face feels a bit numb",
+    "I'm short of breath after the stairs and it's not passing",
+    "I feel off and my hands are tingling",
+    "my stomach hurts a lot and I feel hot",
 ]
+MODERATE_WITH_ORDER = [f"where is order 10002? also {feeling}" for feeling in FEELINGS]
+MODERATE_IN_FORM = list(FEELINGS)
 
 
 def _tier(servers, text: str) -> Optional[str]:
