@@ -286,22 +286,28 @@ def contrast_over_refusal(shared: Path) -> Dict[str, object]:
 def ordinary_requests(shared: Path, guardrails=None, every: int = 1) -> Dict[str, object]:
     """The configured rails on ordinary requests to an assistant: the test parts of clinc150
     (150 intents and out-of-scope questions) and banking77 (dev sets for routing; no rail
-    trained or chose a threshold on them). Refused by the input rails, and refused or
-    escalated before generation (what an open-ended turn would meet), per dataset; ``every``:
-    only every n-th text (a quicker sample for the tests)."""
+    trained or chose a threshold on them). Refused by the input rails; escalated or asked about
+    by the emergency signal (patterns and classifier, without the NLU intent); refused before
+    generation; per dataset. ``every``: only every n-th text (a quicker sample for the tests)."""
     from benchmarks.routing import load_banking, load_clinc
+    from components.config import load_plugin_config
 
-    guardrails = guardrails or _guardrails()
+    plugin = load_plugin_config(ROOT / "config.yml")
+    guardrails = guardrails or plugin.guardrails
     report: Dict[str, object] = {}
     for name, loader in (("clinc150", load_clinc), ("banking77", load_banking)):
         texts = [text for text, _ in loader(shared)["test"]][::every]
         by_input: Counter = Counter()
         before: Counter = Counter()
+        tiers: Counter = Counter()
         examples: List[str] = []
         for text in texts:
             decisive = guardrails.check_input(text).decisive
+            tier = plugin.emergency.assess(text).tier if plugin.emergency is not None else None
             if decisive is not None:
                 by_input[decisive.rail] += 1
+            elif tier is not None:
+                tiers[tier] += 1
             else:
                 decisive = guardrails.check_before_generation(text).decisive
                 if decisive is None:
@@ -310,9 +316,10 @@ def ordinary_requests(shared: Path, guardrails=None, every: int = 1) -> Dict[str
             if len(examples) < 10:
                 examples.append(text)
         n = len(texts)
+        stopped = sum(by_input.values()) + sum(before.values()) + sum(tiers.values())
         report[name] = {"n": n, "refused_input": round(sum(by_input.values()) / n, 4),
-                        "refused_or_escalated_before_generation":
-                            round((sum(by_input.values()) + sum(before.values())) / n, 4),
+                        "escalated": round(tiers["strong"] / n, 4), "asked_about": round(tiers["moderate"] / n, 4),
+                        "refused_or_escalated_before_generation": round(stopped / n, 4),
                         "by_rail_input": dict(by_input), "by_rail_before_generation": dict(before),
                         "examples": examples}
     return report
@@ -453,8 +460,9 @@ def markdown(report: Dict[str, object]) -> str:
         lines.append(f"| {batch}: look-alikes refused, input rails / or before generation | "
                      f"{value['refused_input']} / {value['refused_before_generation']} of {value['n']} |")
     for name, value in report["ordinary_requests"].items():
-        lines.append(f"| ordinary requests ({name} test), refused by the input rails / refused or escalated "
-                     f"before generation | {value['refused_input']} / "
+        lines.append(f"| ordinary requests ({name} test), refused by the input rails / escalated / asked about "
+                     f"(rails side) / any of these or refused before generation | {value['refused_input']} / "
+                     f"{value['escalated']} / {value['asked_about']} / "
                      f"{value['refused_or_escalated_before_generation']} of {value['n']} |")
     emergencies = report["emergencies"]
     lines.append(f"| emergency paraphrases escalated or triaged, NLU side (patterns + classifier) | "

@@ -3,8 +3,11 @@
 The route of one message, by folder:
 
 - ``emergency_detector``, ``input_rails`` (NLU components): the user's text is
-  checked; emergencies and fired rails set the intent;
-- ``llm_response_policy`` (policy): open-ended turns go to ``action_llm_response``;
+  checked; emergencies and fired rails set the intent; ``emergency``: the one
+  home of the emergency signal, its tiers and responses;
+- ``triage_policy``, ``llm_response_policy`` (policies): a moderate emergency
+  signal asks first (``action_emergency_triage``, ``triage_action``);
+  open-ended turns go to ``action_llm_response``;
 - ``guardrails/``: every rail (registry, records, lists); ``generation/``:
   the response model backends; ``retrieval/``: the knowledge index and
   grounding; ``config``: the plugin's settings, read once;
@@ -28,6 +31,7 @@ from typing import Any
 
 _EXPORTS = {
     "EmergencyDetector": "components.emergency_detector",
+    "EmergencyTriagePolicy": "components.triage_policy",
     "InputRails": "components.input_rails",
     "LLMResponsePolicy": "components.llm_response_policy",
 }

@@ -57,6 +57,8 @@ PATTERNS_KEY = "patterns"
 WORDS_KEY = "words"
 CLASSIFIER_KEY = "classifier"
 TIERS_KEY = "tiers"
+DEMOTE_TO_KEY = "demote_to"
+DEMOTE_MIN_CONFIDENCE_KEY = "demote_min_confidence"
 # Keys of earlier versions and what replaced them.
 REPLACED_KEYS = {
     "intent_threshold": "tiers.intent_strong / tiers.intent_moderate (the NLU intent's two tiers)",
@@ -97,6 +99,10 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
             # Thresholds of the two tiers: strong, moderate (classifier scores; default: the
             # trained ones), intent_strong, intent_moderate (the NLU emergency intent).
             TIERS_KEY: {},
+            # The intent classifier's own emergency guess without a signal behind it becomes the
+            # next intent of the ranking when that is at least this sure, else `demote_to`.
+            DEMOTE_MIN_CONFIDENCE_KEY: 0.4,
+            DEMOTE_TO_KEY: "nlu_fallback",
         }
 
     def __init__(self, config: Dict[Text, Any]) -> None:
@@ -143,9 +149,12 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
             assessment = self.assess(message)
             previous = message.get(INTENT) or {}
             assessment.record.original_intent = previous.get(INTENT_NAME_KEY)
-            message.set(EMERGENCY_CHECK_KEY, assessment.to_dict(), add_to_output=True)
             if assessment.tier is None:
+                if previous.get(INTENT_NAME_KEY) in (self._intent, self._triage_intent):
+                    self._demote(message, assessment)
+                message.set(EMERGENCY_CHECK_KEY, assessment.to_dict(), add_to_output=True)
                 continue
+            message.set(EMERGENCY_CHECK_KEY, assessment.to_dict(), add_to_output=True)
             decisive = assessment.record.decisive
             name = self._intent if assessment.tier == emergency.STRONG else self._triage_intent
             logger.debug(
@@ -169,6 +178,27 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
             )
             message.set(ENTITIES, entities, add_to_output=True)
         return messages
+
+
+    def _demote(self, message: Message, assessment: emergency.Assessment) -> None:
+        """The intent classifier's own emergency guess that no signal backs (its confidence is
+        below the intent tiers, no pattern, no classifier): the next intent of the ranking when it
+        is at least ``demote_min_confidence`` sure, else ``demote_to``. Only this component sets
+        the emergency intent, so a guess never escalates past the tiers."""
+        ranking = [r for r in message.get(INTENT_RANKING_KEY) or []
+                   if r.get(INTENT_NAME_KEY) not in (self._intent, self._triage_intent)]
+        best = ranking[0] if ranking else None
+        floor = self._config.get(DEMOTE_MIN_CONFIDENCE_KEY, 0.4)
+        if best is None or float(best.get(PREDICTED_CONFIDENCE_KEY) or 0) < floor:
+            best = {INTENT_NAME_KEY: self._config.get(DEMOTE_TO_KEY) or "nlu_fallback",
+                    PREDICTED_CONFIDENCE_KEY: float((message.get(INTENT) or {}).get(PREDICTED_CONFIDENCE_KEY) or 0)}
+        logger.debug(f"The intent classifier's '{self._intent}' guess has no emergency signal behind it "
+                     f"(below the intent tiers); intent '{best[INTENT_NAME_KEY]}' instead.")
+        assessment.record.overridden_by = f"'{self._intent}' guess without a signal: {best[INTENT_NAME_KEY]}"
+        message.set(INTENT, dict(best), add_to_output=True)
+        message.set(INTENT_RANKING_KEY, [dict(best), *[r for r in ranking if r is not best
+                                                        and r.get(INTENT_NAME_KEY) != best[INTENT_NAME_KEY]]],
+                    add_to_output=True)
 
 
 def _non_empty_str(config: Dict[Text, Any], key: Text) -> Text:

@@ -74,3 +74,11 @@ def config_with_generation(path, retrieval: Any = None, **generation: Any) -> st
             if retrieval is not None:
                 policy["retrieval"] = retrieval
     return yaml.safe_dump(config, sort_keys=False)
+
+
+def predicted_action(policy, tracker, domain):
+    """The action a Rasa policy predicts for ``tracker``, or None when it abstains."""
+    prediction = policy.predict_action_probabilities(tracker, domain)
+    if max(prediction.probabilities) == 0:
+        return None
+    return domain.action_names_or_texts[prediction.max_confidence_index]

@@ -14,6 +14,7 @@ from rasa.shared.nlu.training_data.message import Message
 from components.emergency_detector import EmergencyDetector
 from components.guardrails import RailsRecord
 from components.guardrails.record import EMERGENCY_CHECK_KEY
+from tests.conftest import ROOT
 
 
 def _create(tmp_path, **overrides):
@@ -117,7 +118,11 @@ def test_near_misses_are_left_alone(tmp_path, text):
 def test_borderline_messages_are_at_most_asked_about(tmp_path, text):
     """Unclear signals: the triage question (it carries the number) is the right answer at
     worst; an escalation is not."""
-    [message] = _create(tmp_path).process([_classified(text)])
+    import yaml
+
+    block = next(c for c in yaml.safe_load((ROOT / "config.yml").read_text("utf-8"))["pipeline"]
+                 if c["name"].endswith("EmergencyDetector"))
+    [message] = _create(tmp_path, tiers=block["tiers"]).process([_classified(text)])
     assert message.get("intent")["name"] in ("check_order_status", "emergency_triage")
 
 
@@ -216,3 +221,23 @@ def test_custom_patterns_and_names_from_config(tmp_path):
 def test_bad_config_is_rejected_with_advice(tmp_path, overrides, fragment):
     with pytest.raises(InvalidConfigException, match=re.escape(fragment)):
         _create(tmp_path, **overrides)
+
+
+def test_an_emergency_guess_without_a_signal_is_demoted(tmp_path):
+    """The intent classifier's own 'emergency' at 0.51, no pattern, no classifier, below the intent
+    tiers: the next intent when it is sure enough, else nlu_fallback; never the escalation."""
+    detector = _create(tmp_path, classifier=None, tiers={"intent_strong": None, "intent_moderate": 0.7})
+    guess = Message(data={"text": "my feet are killing me after that concert",
+                          "intent": {"name": "emergency", "confidence": 0.51},
+                          "intent_ranking": [{"name": "emergency", "confidence": 0.51},
+                                             {"name": "chitchat", "confidence": 0.45}]})
+    [message] = detector.process([guess])
+    assert message.get("intent")["name"] == "chitchat"
+    assert "guess without a signal" in message.get(EMERGENCY_CHECK_KEY)["overridden_by"]
+    unsure = Message(data={"text": "ouch", "intent": {"name": "emergency", "confidence": 0.5},
+                           "intent_ranking": [{"name": "emergency", "confidence": 0.5},
+                                              {"name": "greet", "confidence": 0.2}]})
+    assert detector.process([unsure])[0].get("intent")["name"] == "nlu_fallback"
+    sure = Message(data={"text": "help", "intent": {"name": "emergency", "confidence": 0.8},
+                         "intent_ranking": [{"name": "emergency", "confidence": 0.8}]})
+    assert detector.process([sure])[0].get("intent")["name"] == "emergency_triage"

@@ -16,6 +16,7 @@ from rasa.shared.exceptions import InvalidConfigException
 
 from components.llm_response_policy import PERSISTED_FILE, LLMResponsePolicy
 from tests.conftest import ROOT
+from tests.helpers import predicted_action
 
 RESOURCE = Resource("llm_response_policy")
 
@@ -42,11 +43,7 @@ def _tracker(intent, *, after=None, loop=None):
     return DialogueStateTracker.from_events("someone", events)
 
 
-def _predicted(policy, tracker, domain):
-    prediction = policy.predict_action_probabilities(tracker, domain)
-    if max(prediction.probabilities) == 0:
-        return None
-    return domain.action_names_or_texts[prediction.max_confidence_index]
+_predicted = predicted_action
 
 
 def test_persist_then_load_round_trip(tmp_path, rasa_domain):

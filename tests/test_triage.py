@@ -22,6 +22,7 @@ from components import emergency
 from components.triage_action import ActionEmergencyTriage, answer_of
 from components.triage_policy import EmergencyTriagePolicy
 from tests.conftest import ROOT
+from tests.helpers import predicted_action
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -159,11 +160,7 @@ def _core_tracker(intent, *, slot=None, after=None, loop=None):
     return DialogueStateTracker.from_events("someone", events, slots=Domain.load(str(ROOT / "domain.yml")).slots)
 
 
-def _predicted(policy, tracker, domain):
-    prediction = policy.predict_action_probabilities(tracker, domain)
-    if max(prediction.probabilities) == 0:
-        return None
-    return domain.action_names_or_texts[prediction.max_confidence_index]
+_predicted = predicted_action
 
 
 def test_the_policy_asks_on_a_triage_turn_even_in_a_form(tmp_path, rasa_domain):
@@ -179,12 +176,21 @@ def test_the_policy_reads_any_answer_while_the_question_is_open(tmp_path, rasa_d
         assert _predicted(policy, _core_tracker(intent, slot="medical"), rasa_domain) == "action_emergency_triage"
 
 
+def test_a_strong_signal_escalates_even_when_a_form_could_fill_its_slot(tmp_path, rasa_domain):
+    """'10008, but also my wife just fainted' inside the return form: the escalation, not the form."""
+    policy = _policy(tmp_path)
+    assert _predicted(policy, _core_tracker("emergency", loop="return_form"), rasa_domain) == \
+        "action_emergency_escalation"
+    assert _predicted(policy, _core_tracker("emergency", after="action_emergency_escalation"),
+                      rasa_domain) == ACTION_LISTEN_NAME
+
+
 def test_the_policy_listens_after_its_action_and_abstains_otherwise(tmp_path, rasa_domain):
     policy = _policy(tmp_path)
     assert _predicted(policy, _core_tracker("emergency_triage", after="action_emergency_triage"),
                       rasa_domain) == ACTION_LISTEN_NAME
     assert _predicted(policy, _core_tracker("affirm"), rasa_domain) is None  # a "yes" with no question open
-    assert _predicted(policy, _core_tracker("emergency"), rasa_domain) is None  # rules escalate
+    assert _predicted(policy, _core_tracker("check_order_status"), rasa_domain) is None
 
 
 def test_the_policy_checks_the_domain(tmp_path, rasa_domain):

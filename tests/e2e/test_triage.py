@@ -113,11 +113,25 @@ def test_an_emergency_beside_an_order_number_escalates(servers):
     assert not _model_generated(servers.tracker(sender))
 
 
-@pytest.mark.parametrize("text", ["yes", "no", "", "x" * 10_000, "\x00\x01\x02\ufffd\ud7ff binary",
+@pytest.mark.parametrize("text", ["yes", "no", "x" * 10_000, "\x00\x01\x02\ufffd\ud7ff binary",
                                   "помогите 助けて help ayuda"])
 def test_odd_input_gets_a_reply_never_an_error(servers, text):
-    """A "yes" with no open question, empty, very long, noise and mixed scripts: a normal reply."""
-    replies = servers.say(f"e2e-odd-{abs(hash(text)) % 10_000}", text)
+    """A "yes" with no open question, very long, noise and mixed scripts: a normal reply."""
+    sender = f"e2e-odd-{abs(hash(text)) % 10_000}"
+    replies = servers.say(sender, text)
     assert isinstance(replies, list)
-    tracker = servers.tracker(f"e2e-odd-{abs(hash(text)) % 10_000}")
-    assert tracker["slots"].get("emergency_triage") is None
+    assert servers.tracker(sender)["slots"].get("emergency_triage") is None
+
+
+def test_an_empty_message_is_refused_with_a_clear_error(servers):
+    response = requests.post(f"{servers.rasa_url}/webhooks/rest/webhook", headers=servers.auth,
+                             json={"sender": "e2e-empty", "message": ""}, timeout=HTTP_TIMEOUT_S)
+    assert response.status_code == 400 and "empty" in response.json()["error"]
+
+
+def test_an_emergency_inside_a_form_that_also_fills_its_slot_escalates(servers):
+    sender = "e2e-form-slot-and-emergency"
+    servers.texts(sender, "I want to return something")
+    replies = servers.texts(sender, "10008, and my husband just collapsed and isn't breathing")
+    assert replies[0].startswith(EMERGENCY), replies
+    assert not servers.tracker(sender)["active_loop"].get("name")
