@@ -303,7 +303,6 @@ class EmergencySignal:
                                     threshold=tiers.intent_moderate or tiers.intent_strong))
             if level == STRONG or (level == MODERATE and tier is None):
                 tier = level
-                kind = kind if hit or tier else MEDICAL
         decisive = next((v for v in verdicts if v.triggered), None)
         return Assessment(tier, kind, RailsRecord(verdicts, decisive), span)
 

@@ -110,6 +110,13 @@ def check_before_generation(plugin: PluginConfig, message: Dict[str, Any], earli
     return assessment, plugin.guardrails.check_before_generation(text, earlier)
 
 
+def can_triage(domain: DomainDict) -> bool:
+    """Whether the assistant's domain has the triage question: its response and its slot (a project
+    that installed the plugin without them escalates a moderate signal instead)."""
+    return (emergency.Responses().triage in (domain.get("responses") or {})
+            and emergency.TRIAGE_SLOT in (domain.get("slots") or {}))
+
+
 class ActionLLMResponse(Action):
     """Answers an open-ended turn with the language model, inside the rails."""
 
@@ -154,6 +161,10 @@ class ActionLLMResponse(Action):
         if assessment is not None:
             trace["emergency_before_generation"] = assessment.to_dict()
             reason = assessment.record.decisive.reason if assessment.record.decisive else ""
+            if assessment.tier == emergency.MODERATE and not can_triage(domain):
+                logger.warning("Moderate emergency signal, but the domain has no triage question (%s, slot %s): "
+                               "escalating instead (fail closed).", emergency.Responses().triage, emergency.TRIAGE_SLOT)
+                assessment.tier = emergency.STRONG
             if assessment.tier == emergency.STRONG:
                 response = plugin.policy.response_for("emergency", assessment.kind)
                 logger.info("Emergency before generation (%s): %s sent, the model is not asked.", reason, response)

@@ -205,3 +205,42 @@ async def test_a_turn_beyond_max_queue_is_answered_at_once_not_queued(monkeypatc
     first_messages, _ = await first
     assert [m["text"] for m in first_messages] == ["First answer."]
     assert llm_action._InFlight.count == 0
+
+
+def _moderate(monkeypatch):
+    from components import emergency
+    from components.guardrails.verdict import Verdict
+
+    verdict = Verdict("emergency_classifier", True, "emergency score 0.20 on the message", category="medical",
+                      source="model", score=0.2, threshold=0.03)
+    assessment = emergency.Assessment(emergency.MODERATE, emergency.MEDICAL, RailsRecord([verdict], verdict))
+    monkeypatch.setattr(llm_action, "check_before_generation", lambda plugin, message, earlier: (assessment,
+                                                                                                 RailsRecord()))
+
+
+async def test_a_moderate_signal_before_generation_asks_and_never_generates(fake, domain, monkeypatch):
+    fake()  # any call fails
+    _moderate(monkeypatch)
+    messages, events = await _run(_tracker("I feel a bit strange"), domain)
+    assert [m["response"] for m in messages] == ["utter_emergency_triage"]
+    assert {"event": "slot", "name": "emergency_triage", "value": "medical", "timestamp": None} in events
+    trace = next(e["value"] for e in events if e["name"] == "llm_trace")
+    assert trace["outcome"] == "triage" and trace["emergency_before_generation"]["tier"] == "moderate"
+
+
+async def test_without_the_triage_parts_in_the_domain_a_moderate_signal_escalates(fake, domain, monkeypatch):
+    fake()
+    _moderate(monkeypatch)
+    bare = {**domain, "responses": {k: v for k, v in domain["responses"].items() if k != "utter_emergency_triage"}}
+    messages, events = await _run(_tracker("I feel a bit strange"), bare)
+    assert [m["response"] for m in messages] == ["utter_emergency"]
+    assert not any(e.get("name") == "emergency_triage" for e in events)
+
+
+async def test_a_message_the_user_said_no_about_is_answered(fake, domain):
+    """The replayed message carries the answer: no second question, the model answers."""
+    generator = fake("Sure, here is how to reset it.")
+    tracker = _tracker("my arm feels weird and heavy, how do I reset my password")
+    tracker.latest_message["emergency_check"] = {"tier": "moderate", "triage_answer": "no"}
+    messages, _ = await _run(tracker, domain)
+    assert [m.get("text") for m in messages] == ["Sure, here is how to reset it."] and len(generator.calls) == 1
