@@ -35,3 +35,26 @@ def test_turns_show_retrieval_and_action_failures():
                                          "threshold": 0.49}
     assert "action_failures" not in first
     assert second["action_failures"] == ["action_check_order_status: HTTP 500"]
+
+
+def test_turns_show_the_triage_question_the_answer_and_the_outcome():
+    trace = load_trace()
+    check = {"tier": "moderate", "decisive": "emergency_classifier", "verdicts": []}
+    events = [
+        {"event": "user", "text": "where is order 10002? my arm feels heavy",
+         "parse_data": {"intent": {"name": "emergency_triage", "confidence": 1.0}, "emergency_check": check}},
+        {"event": "action", "name": "action_emergency_triage", "policy": "EmergencyTriagePolicy", "confidence": 1.0},
+        {"event": "bot", "text": "If someone is hurt or in danger, call ... Is this happening right now?"},
+        {"event": "slot", "name": "emergency_triage", "value": "medical"},
+        {"event": "user", "text": "no", "parse_data": {"intent": {"name": "deny", "confidence": 0.99}}},
+        {"event": "action", "name": "action_emergency_triage", "policy": "EmergencyTriagePolicy", "confidence": 1.0},
+        {"event": "rewind"}, {"event": "rewind"},
+        {"event": "user", "text": "where is order 10002? my arm feels heavy",
+         "parse_data": {"intent": {"name": "check_order_status", "confidence": 0.8},
+                        "emergency_check": {**check, "triage_answer": "no"}}},
+    ]
+    asked, answer, replayed = trace.turns(events)
+    assert asked["emergency_tier"] == "moderate"
+    assert asked["triage"] == ["question asked (medical)", "answer: 'no' (deny)"]
+    assert answer["triage"] == ["rewound (the answer replays a message)", "rewound (the answer replays a message)"]
+    assert replayed["triage"] == ["replayed after the answer 'no': handled as 'check_order_status'"]
