@@ -22,7 +22,6 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
@@ -108,8 +107,7 @@ class EmergencyTriagePolicy(Policy):
         if latest_action in (self.action, self.escalation_action):
             probabilities[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
             return self._prediction(probabilities)
-        if latest_action != ACTION_LISTEN_NAME or not isinstance(tracker.events[-1] if tracker.events else None,
-                                                                UserUttered):
+        if latest_action != ACTION_LISTEN_NAME:  # the user's turn (Rasa may log featurization events after it)
             return self._prediction(probabilities)
         intent = tracker.latest_message.intent.get("name") if tracker.latest_message else None
         open_question = tracker.get_slot(self.slot)
