@@ -281,6 +281,8 @@ def _load(path: str, mtime_ns: int) -> PluginConfig:
 
     detector = {**EmergencyDetector.get_default_config(),
                 **(component_block(raw, "pipeline", "EmergencyDetector") or {})}
+    if detector.get("classifier") == {}:  # the default: the encoder and heads the rails are configured with
+        detector["classifier"] = {k: rails[k] for k in ("encoder", "heads") if rails.get(k)}
     return PluginConfig(policy, Guardrails(rails), EmergencySignal.from_config(detector, owner="EmergencyDetector"))
 
 
