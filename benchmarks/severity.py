@@ -88,19 +88,12 @@ class Path_:
 
     def before_generation(self, parse: Dict[str, Any]) -> Tuple[str, str]:
         """What the LLM action's check before generation does with the turn."""
-        from components.guardrails import text_for_model
+        from components.llm_action import check_before_generation
 
-        try:
-            from components.llm_action import check_before_generation
-        except ImportError:  # the code before the emergency module
-            check_before_generation = None
-        if check_before_generation is not None:
-            assessment, record = check_before_generation(self.plugin, parse)
-            if assessment is not None and assessment.tier is not None:
-                outcome = "escalated" if assessment.tier == "strong" else "triaged"
-                return outcome, f"before generation: {assessment.record.decisive.rail} ({assessment.tier})"
-        else:
-            record = self.plugin.guardrails.check_before_generation(parse.get("text") or text_for_model(parse))
+        assessment, record = check_before_generation(self.plugin, parse)
+        if assessment is not None and assessment.tier is not None:
+            outcome = "escalated" if assessment.tier == "strong" else "triaged"
+            return outcome, f"before generation: {assessment.record.decisive.rail} ({assessment.tier})"
         if record.decisive is None:
             return "passed", "llm"
         if record.decisive.rail.startswith("emergency"):

@@ -277,11 +277,10 @@ def _load(path: str, mtime_ns: int) -> PluginConfig:
     rails = dict((component_block(raw, "pipeline", INPUT_RAILS_NAME) or {}).get(RAILS_KEY) or {})
     rails["output_rails"] = list(policy.output_rails)
     from components.emergency import EmergencySignal
-    from components.emergency_detector import EmergencyDetector
 
-    detector = {**EmergencyDetector.get_default_config(),
-                **(component_block(raw, "pipeline", "EmergencyDetector") or {})}
-    if detector.get("classifier") == {}:  # the default: the encoder and heads the rails are configured with
+    # the EmergencyDetector's settings (EmergencySignal defaults every key it reads)
+    detector = dict(component_block(raw, "pipeline", "EmergencyDetector") or {})
+    if detector.get("classifier", {}) == {}:  # the default: the encoder and heads the rails are configured with
         detector["classifier"] = {k: rails[k] for k in ("encoder", "heads") if rails.get(k)}
     return PluginConfig(policy, Guardrails(rails), EmergencySignal.from_config(detector, owner="EmergencyDetector"))
 

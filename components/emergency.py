@@ -148,14 +148,6 @@ class Assessment:
         return {**self.record.to_dict(), "tier": self.tier, "kind": self.kind if self.tier else None}
 
 
-def tier_of(parse_data: Optional[Mapping[str, Any]]) -> Optional[str]:
-    """The tier the detector gave a stored message (None when it is no emergency or was not checked)."""
-    check = (parse_data or {}).get(CHECK_KEY) or {}
-    if check.get("tier"):
-        return str(check["tier"])
-    return STRONG if check.get("decisive") else None  # records written before the tiers
-
-
 def triage_answered(parse_data: Optional[Mapping[str, Any]]) -> bool:
     """Whether the user already said "no" to the triage question about this message."""
     return bool(((parse_data or {}).get(CHECK_KEY) or {}).get(TRIAGE_ANSWER_KEY))

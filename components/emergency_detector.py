@@ -149,12 +149,11 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
             assessment = self.assess(message)
             previous = message.get(INTENT) or {}
             assessment.record.original_intent = previous.get(INTENT_NAME_KEY)
-            if assessment.tier is None:
-                if previous.get(INTENT_NAME_KEY) in (self._intent, self._triage_intent):
-                    self._demote(message, assessment)
-                message.set(EMERGENCY_CHECK_KEY, assessment.to_dict(), add_to_output=True)
-                continue
+            if assessment.tier is None and previous.get(INTENT_NAME_KEY) in (self._intent, self._triage_intent):
+                self._demote(message, assessment)
             message.set(EMERGENCY_CHECK_KEY, assessment.to_dict(), add_to_output=True)
+            if assessment.tier is None:
+                continue
             decisive = assessment.record.decisive
             name = self._intent if assessment.tier == emergency.STRONG else self._triage_intent
             logger.debug(
