@@ -11,7 +11,7 @@ MODEL_FILE := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
 # The sentence encoder's two derived files (its GGUF for llama.cpp, its ONNX export for ONNX Runtime).
 ENCODER := .cache/models/all-MiniLM-L6-v2/model.f32.gguf .cache/models/all-MiniLM-L6-v2/model.onnx
 INDEX := .cache/index/index.json
-KNOWLEDGE_FILES := $(wildcard knowledge/*.yml knowledge/*.json knowledge/documents/*.md knowledge/documents/*.txt)
+KNOWLEDGE_FILES := $(wildcard knowledge/*.yml knowledge/*.json $(addprefix knowledge/documents/*.,md txt html htm pdf))
 WARM_STAMP := .cache/converted/.warm-$(shell cat config.yml 2>/dev/null | sha256sum | cut -c1-12)
 RASA_PORT ?= 5005
 ACTIONS_PORT ?= 5055

@@ -23,7 +23,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from components import emergency, triage_action
+from components import emergency, small_talk, triage_action
 from components.config import ERROR_RESPONSE_KEY, PluginConfig, load_plugin_config, rasa_config_path
 from components.generation import Generation, Generator, OpenAIOptions, get_generator
 from components.generation.priority import yield_cpu
@@ -110,6 +110,23 @@ def check_before_generation(plugin: PluginConfig, message: Dict[str, Any], earli
     return assessment, plugin.guardrails.check_before_generation(text, earlier)
 
 
+def retrieve(plugin: PluginConfig, text: str, intent: Optional[str]
+             ) -> Tuple[retrieval.RetrievalDecision, List[Dict[str, Any]]]:
+    """The retrieval decision, without the passages the passage rails flag (indexed text is
+    untrusted: an instruction inside a document is never put in the prompt or sent)."""
+    decision = retrieval.decide(plugin.policy.retrieval, text, intent)
+    withheld = []
+    for hit in decision.relevant:
+        record = plugin.guardrails.check_passage(hit.passage.text, document=hit.passage.kind == "document")
+        if record.decisive is not None:
+            withheld.append({"id": hit.passage.id, "rail": record.decisive.rail, "reason": record.decisive.reason})
+            logger.warning("Passage %s withheld: rail '%s' fired on it (%s).", hit.passage.id,
+                           record.decisive.rail, record.decisive.reason)
+    if withheld:
+        decision = decision.withholding([w["id"] for w in withheld])
+    return decision, withheld
+
+
 def can_triage(domain: DomainDict) -> bool:
     """Whether the assistant's domain has the triage question: its response and its slot (a project
     that installed the plugin without them escalates a moderate signal instead)."""
@@ -185,8 +202,10 @@ class ActionLLMResponse(Action):
             dispatcher.utter_message(response=response)
             return _trace_events(plugin.trace_slot, trace)
         intent = (message.get("intent") or {}).get("name")
-        decision = await loop.run_in_executor(_RAILS_EXECUTOR, retrieval.decide, plugin.policy.retrieval, text, intent)
+        decision, withheld = await loop.run_in_executor(_RAILS_EXECUTOR, retrieve, plugin, text, intent)
         trace["retrieval"] = decision.to_trace()
+        if withheld:
+            trace["retrieval"]["withheld"] = withheld
         if decision.mode == retrieval.ABSTAIN:
             response = plugin.policy.retrieval.dont_know_response
             logger.info("Nothing in the knowledge answers this (best below %s): %s sent.", decision.threshold, response)
@@ -237,7 +256,16 @@ class ActionLLMResponse(Action):
             timed_out=generation.timed_out,
             output_rails=rails.to_dict(),
         )
-        if (rails.decisive and decision.mode == retrieval.GROUNDED
+        wording_rail = rails.decisive is not None and (
+            rails.decisive.rail in plugin.policy.retrieval.passage_replaces or rails.decisive.rail == "small_talk")
+        if wording_rail and decision.mode == retrieval.CHITCHAT:
+            talk = small_talk.shared(plugin.guardrails.settings.encoder)
+            act = await loop.run_in_executor(_RAILS_EXECUTOR, talk.act, text)
+            logger.info("Output rail '%s' fired on a chit-chat reply (%s): the fitting reply for '%s' is sent.",
+                        rails.decisive.rail, rails.decisive.reason, act)
+            trace.update(outcome=f"replaced:{rails.decisive.rail}", small_talk=act)
+            dispatcher.utter_message(text=small_talk.reply_of(act))
+        elif (rails.decisive and decision.mode == retrieval.GROUNDED
                 and rails.decisive.rail in plugin.policy.retrieval.passage_replaces):
             logger.info("Output rail '%s' fired on a grounded reply (%s): the passage is sent instead.",
                         rails.decisive.rail, rails.decisive.reason)

@@ -72,7 +72,7 @@ async def test_good_reply_is_sent_with_a_trace(fake, domain):
     trace = trace_event["value"]
     assert trace_event["name"] == "llm_trace"
     assert (trace["route"], trace["outcome"], trace["intent"]) == ("llm", "sent", "nlu_fallback")
-    assert trace["output_rails"]["decisive"] is None and len(trace["output_rails"]["verdicts"]) == 10
+    assert trace["output_rails"]["decisive"] is None and len(trace["output_rails"]["verdicts"]) == 11
     assert trace["before_generation"]["decisive"] is None
     assert len(generator.calls) == 1
 

@@ -8,6 +8,7 @@ import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
 import components.llm_action as llm_action
+from components import small_talk
 from components.generation import Generation
 from components.llm_action import ActionLLMResponse
 from tests.helpers import make_tracker
@@ -86,9 +87,13 @@ async def test_a_health_question_is_answered_by_the_curated_passage_only(scripte
 
 
 async def test_chitchat_may_be_small_talk_but_not_invent_facts(scripted, domain):
-    scripted("I love cats, they are lovely company!", "Cats were first domesticated in Egypt in 7500 BC.")
+    scripted("Cats are lovely company!", "Cats were first domesticated in Egypt in 7500 BC.",
+             "I love cats, they are lovely company!")
     [message], trace = await _turn("do you like cats?", "chitchat", domain)
     assert (trace["outcome"], trace["retrieval"]["mode"]) == ("sent", "chitchat")
-    assert message["text"] == "I love cats, they are lovely company!"
-    [message], trace = await _turn("do you like cats?", "chitchat", domain)
-    assert trace["outcome"] == "replaced:ungrounded" and message["response"] == "utter_llm_dont_know"
+    assert message["text"] == "Cats are lovely company!"
+    # an invented fact, then an invented preference: the reply that fits a question about the assistant
+    for rail in ("ungrounded", "small_talk"):
+        [message], trace = await _turn("do you like cats?", "chitchat", domain)
+        assert trace["outcome"] == f"replaced:{rail}" and trace["small_talk"] == "about_me"
+        assert message["text"] == small_talk.reply_of("about_me")

@@ -34,14 +34,23 @@ class Guardrails:
             the last user turns together before it generates (default: the harmful,
             hateful and attack classifiers; emergencies are checked by
             ``components.emergency`` first); a fired one replaces generation.
+        passage_rails: input rails every retrieved passage must pass before it reaches the
+            prompt or the user (default: the injection patterns; indexed text is untrusted, an
+            instruction in it is never followed or shown).
+        document_rails: the same for passages of the user's own documents (default: the
+            injection patterns and the attack classifier; the classifier reads dictionary
+            definitions as attacks, 9 % of WordNet's and 21 % of FOLDOC's, so the pinned
+            corpora get the patterns only).
         thresholds: ``{rail: score}``, overrides a learned rail's trained threshold.
         encoder: folder of the sentence encoder (default .cache/models/all-MiniLM-L6-v2).
         heads: folder of the trained heads (default: the ones shipped in learned/).
     """
 
-    KEYS = ("input_rails", "output_rails", "before_generation", "patterns", "extra_patterns", "allow",
+    KEYS = ("input_rails", "output_rails", "before_generation", "passage_rails", "document_rails", "patterns", "extra_patterns", "allow",
             "pii_types", "thresholds", "encoder", "heads")
     DEFAULT_BEFORE_GENERATION = ["harmful_classifier", "hateful_classifier", "attack_classifier"]
+    DEFAULT_PASSAGE_RAILS = ["injection"]
+    DEFAULT_DOCUMENT_RAILS = ["injection", "attack_classifier"]
 
     def __init__(self, config: Dict[str, Any]) -> None:
         unknown = sorted(set(config) - set(self.KEYS))
@@ -56,7 +65,10 @@ class Guardrails:
         self._cache: Dict[str, Any] = {}
         self._input = registry.build(self.input_rails, self.settings, self._cache)
         self._output = registry.build(self.output_rails, self.settings, self._cache)
+        self.passage_rails = _names(config, "passage_rails", INPUT, self.DEFAULT_PASSAGE_RAILS)
+        self.document_rails = _names(config, "document_rails", INPUT, self.DEFAULT_DOCUMENT_RAILS)
         self._before: List[registry.Rail] = []  # built on first use: only the action server needs them
+        self._passage: Dict[bool, List[registry.Rail]] = {}
 
     def check_input(self, text: str, history: Sequence[str] = ()) -> RailsRecord:
         """Runs the input rails; the first fired blocking rail decides."""
@@ -72,6 +84,14 @@ class Guardrails:
         if not self._before and self.before_generation:
             self._before = registry.build(self.before_generation, self.settings, self._cache)
         return self._run(self._before, RailContext(text=text, history=tuple(history)))
+
+    def check_passage(self, text: str, document: bool = False) -> RailsRecord:
+        """The ``passage_rails`` (``document``: the ``document_rails``) on one retrieved passage;
+        a fired one keeps it out of the turn."""
+        if document not in self._passage:
+            names = self.document_rails if document else self.passage_rails
+            self._passage[document] = registry.build(names, self.settings, self._cache)
+        return self._run(self._passage[document], RailContext(text=text))
 
     def check_output(self, reply: str, user_text: str = "", system_prompt: str = "",
                      passages: Optional[Sequence[str]] = None) -> RailsRecord:

@@ -120,6 +120,17 @@ def _ungrounded(settings: RailSettings) -> Rail:
     return _FunctionRail("ungrounded", check)
 
 
+def _small_talk(settings: RailSettings) -> Rail:
+    def check(context: RailContext) -> Verdict:
+        if context.passages != ():  # only a chit-chat turn (no passages, not a grounded or free turn)
+            return Verdict("small_talk", False)
+        from components.small_talk import shared
+
+        reason = shared(settings.encoder).misread(context.text, [context.user_text] if context.user_text else [])
+        return Verdict("small_talk", reason is not None, reason or "", source="model")
+    return _FunctionRail("small_talk", check)
+
+
 LEARNED = "learned/heads.npz + the sentence encoder"
 BOTH = frozenset({INPUT, OUTPUT})
 ONLY_INPUT = frozenset({INPUT})
@@ -179,6 +190,9 @@ RAILS: Dict[str, RailSpec] = {
                  "supports (numbers, names, meaning)", _ungrounded,
                  data="the retrieved passages + the sentence encoder",
                  default_sides=ONLY_OUTPUT),
+        RailSpec("small_talk", ONLY_OUTPUT, "a chit-chat reply that misreads the turn: condolences without a "
+                 "loss, personal facts the assistant cannot have, a reply about something else",
+                 _small_talk, data="components/small_talk.py + the sentence encoder", default_sides=ONLY_OUTPUT),
         RailSpec("unsupported_claims", ONLY_OUTPUT, "claims about the user's account, a human persona, "
                  "invented contact details", _pattern("unsupported_claims"),
                  data="lists/unsupported_claims.yml", default_sides=ONLY_OUTPUT),

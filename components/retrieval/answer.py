@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from components.retrieval.corpus_index import load_corpus_index
 from components.retrieval.index import Hit, load_index
 from components.retrieval.settings import EXTRACT, RetrievalSettings
 
@@ -81,6 +82,14 @@ class RetrievalDecision:
         best = self.relevant[0].passage
         return f"{best.text}\n(Source: {best.title} ({best.source}))"
 
+    def withholding(self, passage_ids: Sequence[str]) -> "RetrievalDecision":
+        """The decision without the passages ``passage_ids`` (a rail flagged them); with none
+        left, the turn abstains."""
+        relevant = tuple(h for h in self.relevant if h.passage.id not in passage_ids)
+        if relevant or not self.relevant:
+            return replace(self, relevant=relevant)
+        return replace(self, mode=ABSTAIN, relevant=())
+
     def to_trace(self) -> Dict[str, Any]:
         return {"mode": self.mode, "threshold": self.threshold, "hits": [h.to_dict() for h in self.hits],
                 "sources": [h.passage.id for h in self.relevant], **({"error": self.error} if self.error else {})}
@@ -94,7 +103,12 @@ def decide(settings: RetrievalSettings, question: str, intent: Optional[str]) ->
     try:
         index = load_index(Path(settings.knowledge), Path(settings.documents), Path(settings.index_dir),
                            settings.encoder)
-        hits = tuple(index.search(question, k=settings.top_k))
+        hits = list(index.search(question, k=settings.top_k))
+        if settings.corpora:
+            corpus = load_corpus_index(Path(settings.corpora), Path(settings.index_dir), settings.encoder)
+            if corpus is not None:
+                hits += corpus.search(question, k=settings.top_k)
+        hits = tuple(sorted(hits, key=lambda h: -h.score)[:settings.top_k])
     except Exception as error:  # noqa: BLE001 - no index: do not improvise facts
         logger.error(f"Retrieval failed ({error}); the turn abstains.")
         return RetrievalDecision(ABSTAIN, error=str(error)[:300], threshold=settings.threshold)

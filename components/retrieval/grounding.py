@@ -31,7 +31,15 @@ MIN_COVERAGE = 0.7
 MIN_PASSAGE_WORDS = 2
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+_NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000",
+                      "million": "1000000", "billion": "1000000000"})
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.I)
 _NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-zA-Z]+")
+ASKS_FOR_A_FACT = re.compile(r"^\s*(who|whom|whose|what|which|where|when|how many|how much|how old)\b", re.I)
+EXPLANATION = re.compile(r"\b(explain|how (do|does|did|can|is|are)|why|describe)\b", re.I)
 NOT_NAMES = frozenset({"I", "I'm", "I'll", "I've", "I'd", "OK", "Yes", "No"})
 
 
@@ -39,10 +47,23 @@ def sentences(text: str) -> List[str]:
     return [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
 
 
+def numbers(text: str) -> List[str]:
+    """The numbers a text states, in digits ("eight legs" and "8 legs" state the same number;
+    "one" as a pronoun is not a number)."""
+    found = _NUMBER.findall(text)
+    for match in _NUMBER_WORD.finditer(text):
+        word = match.group(1).lower()
+        if word == "one" and not re.match(r"\s+(of\s+)?[a-z]+s\b|\s+(day|year|week|hour|minute|point|euro|"
+                                          r"dollar|pound|time|person|leg|side)\b", text[match.end():], re.I):
+            continue
+        found.append(_NUMBER_WORDS[word])
+    return found
+
+
 def facts(sentence: str) -> Tuple[List[str], List[str]]:
     """(numbers, names) stated in a sentence."""
     names = [n for n in _NAME.findall(sentence) if n not in NOT_NAMES]
-    return _NUMBER.findall(sentence), names
+    return numbers(sentence), names
 
 
 @dataclass(frozen=True)
@@ -62,22 +83,23 @@ def check(reply: str, passages: Sequence[str], encoder_model: str = DEFAULT_MODE
     """Checks every sentence of ``reply`` against ``passages`` (``question``: the user's message)."""
     corpus = " ".join(passages)
     corpus_lower = corpus.lower()
-    corpus_numbers = set(_NUMBER.findall(corpus))
+    corpus_numbers = set(_NUMBER.findall(corpus)) | set(numbers(corpus)) | {
+        _NUMBER_WORDS[w.lower()] for w in _NUMBER_WORD.findall(corpus)}
     corpus_words = set(words(corpus))
     passage_sentences = [s for p in passages for s in sentences(p)]
     vectors: Optional[np.ndarray] = None
     weakest = 1.0
     checked = 0  # sentences that state something
     for sentence in sentences(reply):
-        numbers, names = facts(sentence)
-        missing_numbers = [n for n in numbers if n not in corpus_numbers]
+        stated, names = facts(sentence)
+        missing_numbers = [n for n in stated if n not in corpus_numbers]
         missing_names = [n for n in names if n.lower() not in corpus_lower]
         if missing_numbers or missing_names:
             what = ", ".join(missing_numbers + missing_names)
             return Grounding(sentence, f"states {what}, which no passage has", 0.0)
         content = words(sentence)
         if not passages or len(content) < MIN_CONTENT_WORDS:
-            checked += bool(numbers or names)
+            checked += bool(stated or names)
             continue
         checked += 1
         coverage = sum(w in corpus_words for w in content) / len(content)
@@ -96,6 +118,13 @@ def check(reply: str, passages: Sequence[str], encoder_model: str = DEFAULT_MODE
         return Grounding(reply[:120], "states nothing from the passages", 0.0)
     if passages:
         used = {w for w in words(reply) if w in corpus_words} - set(words(question))
-        if len(used) < MIN_PASSAGE_WORDS:
+        # to a question for a name, a place, a time or a count, a name or a number from the passages
+        # that the question lacks is an answer on its own ("The capital of Germany is Berlin."); to one
+        # for an explanation it is not ('The answer would be "Photosynthesis."')
+        reply_numbers, reply_names = facts(reply)
+        answered = bool(ASKS_FOR_A_FACT.search(question)) and not EXPLANATION.search(question) and (
+            any(n.lower() not in question.lower() for n in reply_names)
+            or any(n not in numbers(question) for n in reply_numbers))
+        if len(used) < MIN_PASSAGE_WORDS and not answered:
             return Grounding(reply[:120], f"takes {len(used)} word(s) from the passages beyond the question's", 0.0)
     return Grounding(None, "every sentence is supported", weakest)

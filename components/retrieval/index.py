@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from components.embeddings import DEFAULT_MODEL, get_encoder
-from components.retrieval.passages import Passage, fingerprint, load_passages
+from components.retrieval.passages import DOCUMENT_SUFFIXES, Passage, fingerprint, load_passages
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class KnowledgeIndex:
         self.title_vectors = title_vectors
         self.body_vectors = body_vectors
         self.encoder_model = encoder_model
+        self.embedded = 0  # passages the last build embedded (the others kept their vectors)
         self._words = [set(words(f"{p.title} {p.text}")) for p in passages]
         documents = Counter(w for ws in self._words for w in ws)
         n = max(len(passages), 1)
@@ -80,14 +81,29 @@ class KnowledgeIndex:
         self._unknown_idf = math.log(1 + (n + 0.5) / 0.5)
 
     @classmethod
-    def build(cls, passages: List[Passage], encoder_model: str = DEFAULT_MODEL) -> "KnowledgeIndex":
+    def build(cls, passages: List[Passage], encoder_model: str = DEFAULT_MODEL,
+              previous: Optional["KnowledgeIndex"] = None) -> "KnowledgeIndex":
+        """Embeds the passages; those ``previous`` already holds unchanged keep their vectors
+        (a changed document re-embeds only its own passages)."""
         encoder = get_encoder(encoder_model)
-        if not passages:
-            empty = np.zeros((0, encoder.dim), dtype=np.float32)
-            return cls(passages, empty, empty, encoder_model)
-        titles = encoder.encode([p.title for p in passages])
-        bodies = encoder.encode([f"{p.title}. {p.text}" for p in passages])
-        return cls(passages, titles, bodies, encoder_model)
+        titles = np.zeros((len(passages), encoder.dim), dtype=np.float32)
+        bodies = np.zeros((len(passages), encoder.dim), dtype=np.float32)
+        known: Dict[Tuple[str, str], int] = {}
+        if previous is not None and previous.encoder_model == encoder_model:
+            known = {(p.title, p.text): i for i, p in enumerate(previous.passages)}
+        todo = []
+        for i, passage in enumerate(passages):
+            j = known.get((passage.title, passage.text))
+            if j is None:
+                todo.append(i)
+            else:
+                titles[i], bodies[i] = previous.title_vectors[j], previous.body_vectors[j]
+        if todo:
+            titles[todo] = encoder.encode([passages[i].title for i in todo])
+            bodies[todo] = encoder.encode([f"{passages[i].title}. {passages[i].text}" for i in todo])
+        index = cls(passages, titles, bodies, encoder_model)
+        index.embedded = len(todo)
+        return index
 
     def lexical(self, query_words: Sequence[str]) -> np.ndarray:
         """Per passage: the IDF-weighted share of the query's content words it contains."""
@@ -117,12 +133,14 @@ class KnowledgeIndex:
         (folder / "index.json").write_text(json.dumps(manifest, indent=1), "utf-8")
 
     @classmethod
-    def read(cls, folder: Path, knowledge_fingerprint: str, encoder_model: str) -> Optional["KnowledgeIndex"]:
-        """The saved index, or None when it is missing or stale."""
+    def read(cls, folder: Path, knowledge_fingerprint: Optional[str], encoder_model: str
+             ) -> Optional["KnowledgeIndex"]:
+        """The saved index, or None when it is missing or stale (``knowledge_fingerprint`` None:
+        whatever knowledge it holds, to reuse its vectors)."""
         try:
             manifest = json.loads((folder / "index.json").read_text("utf-8"))
-            if (manifest.get("format") != FORMAT or manifest.get("fingerprint") != knowledge_fingerprint
-                    or manifest.get("encoder") != encoder_model):
+            if (manifest.get("format") != FORMAT or manifest.get("encoder") != encoder_model
+                    or knowledge_fingerprint not in (None, manifest.get("fingerprint"))):
                 return None
             vectors = np.load(folder / "vectors.npz")
             passages = [Passage.from_dict(p) for p in manifest["passages"]]
@@ -140,7 +158,7 @@ def _stamp(knowledge: Path, documents: Path) -> Tuple[Tuple[str, int, int], ...]
     turn, and it changes whenever a file does (then the passages are read again)."""
     files = [p for p in knowledge.glob("*") if p.suffix in (".yml", ".yaml", ".json")]
     if documents.is_dir():
-        files += [p for p in documents.rglob("*") if p.suffix.lower() in (".md", ".txt")]
+        files += [p for p in documents.rglob("*") if p.suffix.lower() in DOCUMENT_SUFFIXES]
     stamps = []
     for path in sorted(files):
         try:
@@ -168,13 +186,15 @@ def load_index(knowledge: Path, documents: Path, folder: Path = DEFAULT_DIR,
         index = KnowledgeIndex.read(folder, digest, encoder_model)
         if index is None:
             start = time.perf_counter()
-            index = KnowledgeIndex.build(passages, encoder_model)
+            previous = next((i for i in _INDEXES.values()), None) or KnowledgeIndex.read(folder, None, encoder_model)
+            index = KnowledgeIndex.build(passages, encoder_model, previous)
             try:
                 index.save(folder, digest)
             except OSError as error:
                 logger.warning(f"Knowledge index built but not saved to {folder}: {error}")
-            logger.info(f"Knowledge index built: {len(passages)} passages in {time.perf_counter() - start:.1f} s "
-                        f"(the knowledge changed or {folder} was empty).")
+            logger.info(f"Knowledge index built: {len(passages)} passages ({index.embedded} embedded, the others "
+                        f"unchanged) in {time.perf_counter() - start:.1f} s (the knowledge changed or {folder} "
+                        f"was empty).")
         _INDEXES.clear()  # an older version of the knowledge is not needed any more
         _INDEXES[key] = index
         return index

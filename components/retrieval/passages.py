@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from dataclasses import asdict, dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Dict, Iterable, List
 
 import yaml
 
-DOCUMENT_SUFFIXES = (".md", ".txt")
+logger = logging.getLogger(__name__)
+
+DOCUMENT_SUFFIXES = (".md", ".txt", ".html", ".htm", ".pdf")
 CHUNK_CHARS = 600  # documents are cut at paragraph boundaries into pieces of about this size
 HEALTH_KINDS = frozenset({"symptom", "medication"})
 
@@ -90,12 +94,83 @@ def _chunks(text: str) -> Iterable[str]:
         yield " ".join(piece)
 
 
+class _HTMLText(HTMLParser):
+    """The visible text of an HTML page: its title, and its blocks as paragraphs."""
+
+    BLOCKS = frozenset({"p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "br", "section", "article",
+                        "pre", "blockquote", "dd", "dt"})
+    HIDDEN = frozenset({"script", "style", "template", "noscript", "head"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: List[str] = []
+        self.title = ""
+        self._hidden = 0
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag == "title":
+            self._in_title = True
+        elif tag in self.HIDDEN:
+            self._hidden += 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n\n")
+        if tag in ("h1", "h2", "h3"):
+            self.parts.append("# ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+        elif tag in self.HIDDEN:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag in self.BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title += data
+        elif not self._hidden:
+            self.parts.append(data)
+
+
+def _html_text(raw: str) -> str:
+    parser = _HTMLText()
+    parser.feed(raw)
+    parser.close()
+    body = "".join(parser.parts)
+    title = " ".join(parser.title.split())
+    return f"# {title}\n\n{body}" if title and not body.lstrip().startswith("# ") else body
+
+
+def _pdf_text(path: Path) -> str:
+    from pypdf import PdfReader
+
+    reader = PdfReader(str(path))
+    pages = [page.extract_text() or "" for page in reader.pages]
+    title = (reader.metadata or {}).get("/Title") if reader.metadata else None
+    text = "\n\n".join(pages)
+    return f"# {title}\n\n{text}" if title else text
+
+
+def document_text(path: Path) -> str:
+    """A document's text: Markdown and plain text as they are, HTML's visible text, a PDF's text layer."""
+    suffix = path.suffix.lower()
+    if suffix == ".pdf":
+        return _pdf_text(path)
+    raw = path.read_text("utf-8", errors="replace")
+    return _html_text(raw) if suffix in (".html", ".htm") else raw
+
+
 def _documents(folder: Path) -> List[Passage]:
     passages = []
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in DOCUMENT_SUFFIXES and p.is_file()):
         if path.name.lower() == "readme.md":
             continue
-        text = path.read_text("utf-8", errors="replace")
+        try:
+            text = document_text(path)
+        except Exception as error:  # noqa: BLE001 - one unreadable file must not take the knowledge down
+            logger.warning(f"Document {path} is not indexed: it cannot be read ({error}).")
+            continue
         heading = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), path.stem)
         for i, chunk in enumerate(_chunks(text)):
             # the source is the file as the configured folder names it (knowledge/documents/x.md)

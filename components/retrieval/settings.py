@@ -24,7 +24,9 @@ class RetrievalSettings:
     """Attributes:
         enabled: answer open questions from the knowledge index (off: free generation, as before).
         knowledge: folder of the curated knowledge files.
-        documents: folder whose .md/.txt files are indexed too (a user drops files there, then `make index`).
+        documents: folder whose .md/.txt/.html/.pdf files are indexed too (re-read when one changes).
+        corpora: the manifest of the reference corpora to search beside the knowledge (WordNet,
+            FOLDOC; ``knowledge/corpora.yml`` pins each file's sha256); empty: none.
         index_dir: where `make index` writes the index.
         encoder: the sentence encoder (the one the learned rails use: one model per process).
         top_k: passages put into the prompt.
@@ -43,6 +45,7 @@ class RetrievalSettings:
     enabled: bool = False
     knowledge: str = "knowledge"
     documents: str = "knowledge/documents"
+    corpora: str = "knowledge/corpora.yml"
     index_dir: str = ".cache/index"
     encoder: str = DEFAULT_MODEL
     top_k: int = 3
