@@ -6,7 +6,7 @@ import logging
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -14,6 +14,8 @@ from actions import knowledge
 from actions.common import join_list, reset_slots, slot_or_entity
 from actions.store import Course, get_store
 from actions.validation import normalise_email, validated_name
+
+LLM_ACTION = "action_llm_response"
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +130,12 @@ class ActionExplainConcept(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
         entry = knowledge.lookup(knowledge.GLOSSARY_FILE, slot_or_entity(tracker, "concept"))
+        if entry is None and LLM_ACTION in (domain.get("actions") or []):
+            # not a glossary term: the LLM action answers from the whole knowledge (the reference
+            # corpora too) with its source, or says it does not know
+            logger.info("Concept %r is not in the glossary: the LLM action answers from the knowledge.",
+                        slot_or_entity(tracker, "concept"))
+            return reset_slots("concept") + [FollowupAction(LLM_ACTION)]
         if entry is None:
             terms = join_list(knowledge.terms(knowledge.GLOSSARY_FILE))
             dispatcher.utter_message(response="utter_unknown_concept", terms=terms)

@@ -38,7 +38,8 @@ PERSONAL_FACT = re.compile(
     r"own (a|an)|used to|am from|'m from|remember when|"
     r"(really |just )?(love|like|adore|hate|enjoy|prefer) (?!to help|helping|hearing|that|it when you))|"
     r"when I was (a|young|little)|on our island|where I live)\b", re.I)
-MIN_RELEVANCE = 0.12  # cosine of reply and message below which a reply is about something else
+MIN_RELEVANCE = 0.12  # cosine of reply and message below which a reply is about something else ...
+MIN_GENERIC = 0.5  # ... unless it is this close to one of the fitting replies below (a generic friendly one)
 
 
 @dataclass(frozen=True)
@@ -54,26 +55,28 @@ ACTS = (
     Act("loss", ("my grandfather died this morning", "we had to put our old dog down", "I lost my mum last year",
                  "my best friend passed away", "our cat died and the house feels empty"),
         "I'm so sorry for your loss. That is hard. If you want to talk about it, I'm here."),
-    Act("bad_news", ("I had an awful day", "everything went wrong today", "I'm so stressed about work",
-                     "I feel miserable and tired", "my exam went badly", "the weather is terrible and grey",
-                     "I'm fed up with the noise", "I missed my train and got soaked", "I'm worried about tomorrow",
-                     "I feel a bit down tonight", "my phone broke again", "I got dumped", "I'm so bored"),
+    Act("bad_news", ("I had an awful shift", "everything went wrong this afternoon", "I'm so stressed about my boss",
+                     "I feel miserable and worn out", "my presentation went badly", "the weather is terrible and grey",
+                     "I'm fed up with the building work next door", "I got soaked on the way home",
+                     "I'm worried about the results", "I feel a bit down this evening", "my laptop crashed again",
+                     "I got dumped", "there's nothing to do and I'm restless"),
         "Sorry to hear that, that sounds frustrating. I hope the rest of your day is kinder. "
         "If there's anything I can help with, just ask."),
-    Act("good_news", ("I got the job!", "we won the match", "I passed my test", "I'm so happy today",
-                      "my daughter was born last night", "I finally finished it", "the holiday was wonderful",
-                      "I love sunny mornings", "I'm excited about my trip", "I had a great time at the concert",
-                      "I made a delicious cake", "I'm proud of what I did today"),
+    Act("good_news", ("I got the promotion!", "we won the quiz", "I passed my exam", "I'm in such a good mood",
+                      "my nephew was born last night", "I finally finished the painting", "the trip was wonderful",
+                      "I love sunny mornings", "I'm excited about the festival", "we had a great time at the party",
+                      "I made a delicious curry", "I'm proud of what I did"),
         "That's great to hear, well done! Is there anything I can help you with today?"),
-    Act("about_me", ("what's your favourite film", "do you like music", "where do you live", "how old are you",
-                     "do you have a family", "do you sleep", "what do you do for fun", "do you prefer tea or coffee",
-                     "have you ever travelled", "do you have feelings", "what did you do at the weekend",
-                     "do you have pets"),
+    Act("about_me", ("what kind of books do you read", "what's your star sign", "are you married",
+                     "what's your hometown", "do you support a football team", "do you go on holiday",
+                     "do you cook", "what car do you drive", "do you play an instrument", "what's your job",
+                     "have you got siblings", "what did you eat today"),
         "I'm an assistant, a computer program, so I don't have favourites, a home or a life of my own. "
         "But I'm happy to chat, and I can help with orders, courses and health information."),
-    Act("statement", ("I'm drinking coffee", "I went for a walk", "I'm reading a book", "it's quiet today",
-                      "I'm at home", "I painted the fence", "I'm cooking dinner", "I just woke up",
-                      "we had friends over", "I'm watching TV"),
+    Act("statement", ("we're repainting the kitchen", "I'm waiting for the kettle to boil",
+                      "my neighbour lent me a ladder", "I'm sorting out my wardrobe", "I'm on the sofa with a blanket",
+                      "I tidied my desk", "we're having soup for supper", "I'm listening to a podcast",
+                      "I fed the ducks at the pond", "I'm sitting in the garden"),
         "That sounds nice! I can help with orders, courses and health information whenever you need."),
 )
 _ACTS = {act.name: act for act in ACTS}
@@ -115,9 +118,12 @@ class SmallTalk:
             return f"a personal fact the assistant cannot have: {fact.group(0)!r}"
         if user_texts:
             encoder = get_encoder(self.encoder_model)
-            vectors = encoder.encode([reply, user_texts[-1]])
+            vectors = encoder.encode([reply, user_texts[-1]] + [act.reply for act in ACTS])
             relevance = float(vectors[0] @ vectors[1])
-            if relevance < MIN_RELEVANCE:
+            # a friendly reply that could answer any small talk ("That's great to hear!") is about the
+            # turn even when it shares no meaning with it; a reply about something else is neither
+            generic = float(np.max(vectors[2:] @ vectors[0]))
+            if relevance < MIN_RELEVANCE and generic < MIN_GENERIC:
                 return f"about something else (meaning {relevance:.2f} from the message, below {MIN_RELEVANCE})"
         return None
 

@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 OPEN_QA = ROOT / "knowledge" / "open_qa.yml"
+GROUNDED = ROOT / "finetune" / "data" / "grounded.jsonl"
 _PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 # Intents whose answers are not the assistant's open voice (set by rails or escalations).
 SKIP_INTENT_PREFIXES = ("guardrail_", "emergency")
@@ -33,6 +34,7 @@ class Dialogue:
     source: str
     history: List[Dict[str, str]] = field(default_factory=list)
     blocked: Optional[str] = None  # why a guardrail blocked this turn, if it did
+    question: Optional[str] = None  # a grounded turn: the user's question inside ``user`` (the prompt)
 
 
 def _text_responses(domain: Dict[str, Any]) -> Dict[str, str]:
@@ -109,6 +111,16 @@ def collect_open_qa(path: Path = OPEN_QA) -> List[Dialogue]:
     content = yaml.safe_load(path.read_text("utf-8")) or {}
     return [Dialogue(str(item["question"]).strip(), str(item["answer"]).strip(), f"open_qa:{item.get('domain')}")
             for item in content.get("qa") or []]
+
+
+def collect_grounded(path: Path = GROUNDED) -> List[Dialogue]:
+    """Grounded question-passage-answer examples (``python -m finetune.grounded`` writes them):
+    the prompt a grounded turn sends, and a one-sentence answer from its passages."""
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    return [Dialogue(row["prompt"], row["answer"], f"grounded:{row['provenance']['corpus']}", question=row["question"])
+            for row in rows]
 
 
 def _epoch(value: Optional[str]) -> Optional[float]:

@@ -76,11 +76,13 @@ def preprocess(
         if pii.find_pii(dialogue.reply, guardrails.settings.pii_types):
             dropped["reply contains PII"] += 1
             continue
-        if guardrails.check_input(dialogue.user).decisive:  # the LLM never sees such a turn
+        # the LLM never sees a turn an input rail blocks; on a grounded turn the rails read the
+        # user's question, and the passages around it are the corpus's text, sent as they are
+        if guardrails.check_input(dialogue.question or dialogue.user).decisive:
             dropped["blocked by a guardrail"] += 1
             continue
-        user = redact(dialogue.user.strip(), guardrails)
-        if guardrails.check_output(dialogue.reply, user, system_prompt).decisive:
+        user = dialogue.user.strip() if dialogue.question else redact(dialogue.user.strip(), guardrails)
+        if guardrails.check_output(dialogue.reply, dialogue.question or user, system_prompt).decisive:
             dropped["reply fails an output rail"] += 1
             continue
         key = (_key(user), _key(dialogue.reply))

@@ -105,6 +105,21 @@ def action_server_health(endpoints_text: str, timeout: float = 3.0) -> str:
     return f"Actions:   {state} at {url} (supervised by scripts/supervise.py; log var/actions-*.log)"
 
 
+def knowledge_status() -> str:
+    """Which reference corpora the assistant answers from (or why it answers from its curated knowledge only)."""
+    try:
+        from components.config import load_plugin_config
+        from components.retrieval.corpus_index import status
+
+        retrieval = load_plugin_config(ROOT / "config.yml").policy.retrieval
+        if not retrieval.enabled:
+            return "Knowledge: retrieval is off (LLMResponsePolicy retrieval.enabled)"
+        return status(ROOT / retrieval.corpora if retrieval.corpora else Path(""), ROOT / retrieval.index_dir,
+                      retrieval.encoder)
+    except Exception as error:  # noqa: BLE001 - a status line never stops the start
+        return f"Knowledge: could not be checked ({error})"
+
+
 def main() -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -144,6 +159,7 @@ def main() -> int:
         + yaml.safe_dump(active, sort_keys=False)
     )
     base = f"http://{args.host}:{args.port}"
+    print(knowledge_status(), file=sys.stderr)  # stderr: `make shell` hides this script's stdout
     print(action_server_health(endpoints.read_text("utf-8")))
     print("Channels:\n" + "\n".join(lines))
     if any(c.endswith("TokenRestInput") for c in active):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.education import (
@@ -134,10 +134,18 @@ async def test_explain_a_known_concept_with_its_source(store, domain, concept):
     assert message["summary"] and message["source"]
 
 
-async def test_explain_an_unknown_concept_lists_what_is_known(store, domain):
+async def test_an_unknown_concept_goes_to_the_llm_action_which_answers_from_the_knowledge(store, domain):
     dispatcher = CollectingDispatcher()
     tracker = make_tracker("explain quantum chromodynamics", "explain_concept")
-    await ActionExplainConcept().run(dispatcher, tracker, domain)
+    events = await ActionExplainConcept().run(dispatcher, tracker, domain)
+    assert FollowupAction("action_llm_response") in events and dispatcher.messages == []
+
+
+async def test_without_the_llm_action_an_unknown_concept_lists_what_is_known(store, domain):
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker("explain quantum chromodynamics", "explain_concept")
+    without = {**domain, "actions": [a for a in domain["actions"] if a != "action_llm_response"]}
+    await ActionExplainConcept().run(dispatcher, tracker, without)
     [message] = dispatcher.messages
     assert message["response"] == "utter_unknown_concept"
     assert "photosynthesis" in message["terms"]

@@ -86,9 +86,14 @@ def _accept(kind: str, value: str) -> bool:
         return iban_ok(value)
     if kind == PHONE:  # dates and year ranges ("2018-2019") are not phone numbers
         return MIN_PHONE_DIGITS <= len(digits) <= MAX_PHONE_DIGITS and not re.fullmatch(
-            r"\d{4}-\d{2}-\d{2}|(?:19|20)\d{2}\s?[-–/]\s?(?:19|20)\d{2}", value.strip()
-        )
+            r"\d{4}-\d{2}-\d{2}", value.strip()) and not _year_range(value.strip())
     return True
+
+
+def _year_range(value: str) -> bool:
+    """A span of years, as reference texts write lives and reigns ("1564-1616", "1887 - 1969")."""
+    match = re.fullmatch(r"(\d{3,4})\s?[-–/]\s?(\d{3,4})", value)
+    return bool(match) and 100 <= int(match.group(1)) < int(match.group(2)) <= 2100
 
 
 def find_pii(text: str, types: Sequence[str] = ALL_TYPES) -> List[Dict[str, object]]:

@@ -47,8 +47,11 @@ HEAD_BONUS = 0.08
 # use) scores this much more: the arachnid before the skillet (chosen on knowledge_dev.yml).
 SENSE_PRIOR = 0.1
 # A "who" question prefers an entry about a person ("who was Homer": the poet, not the home run).
-PERSON_BONUS = 0.08
+PERSON_BONUS = 0.15
 WHO = re.compile(r"^\s*(who|whom|whose)\b", re.I)
+# "what is a ...", "who was ...": a thing or a person, not a verb ("who was Homer": not "to hit a home run").
+NOUN_QUESTION = re.compile(r"^\s*(who|whom|whose|what\s*(is|are|was|were|'s)\s+(an?|the)\b|define\s+(an?|the)\b)", re.I)
+VERB_PENALTY = 0.1
 _QUESTION_FRAME = re.compile(
     r"^\s*(what|who|where)\s*(is|are|was|were|'s|s)\s+((an?|the)\s+)?|^\s*(define|describe|explain)\s+((an?|the)\s+)?|"
     r"^\s*tell me (something )?about\s+((an?|the)\s+)?|^\s*what does ((an?|the)\s+)?|"
@@ -159,7 +162,7 @@ class CorpusIndex:
         subject = " ".join(words(_QUESTION_FRAME.sub(" ", query)))
         weights = np.array([self._idf(w) for w in query_words], dtype=np.float32)
         hits = []
-        person_question = bool(WHO.match(query))
+        person_question, noun_question = bool(WHO.match(query)), bool(NOUN_QUESTION.match(query))
         for rowid, pid, title, text, source, kind, health, first_sense, category in found:
             present = set(words(f"{title} {text}"))
             lexical = float(sum(w for q, w in zip(query_words, weights) if q in present) / weights.sum()) \
@@ -170,6 +173,8 @@ class CorpusIndex:
                 score += HEAD_BONUS + SENSE_PRIOR * bool(first_sense)
             if person_question and category == "noun.person":
                 score += PERSON_BONUS
+            if noun_question and category.startswith("verb."):
+                score -= VERB_PENALTY
             hits.append(Hit(Passage(pid, title, text, source, kind, bool(health)), score, cosine, lexical))
         if gated and NUMBER_QUESTION.search(query):
             hits = [h for h in hits if states_number(h.passage.text)]
@@ -290,3 +295,24 @@ def load_corpus_index(manifest: Path, folder: Path, encoder_model: str = DEFAULT
                             f"({len(index)} passages, {folder}).")
         _OPEN[key] = index
         return index
+
+
+def status(manifest: Path, folder: Path, encoder_model: str = DEFAULT_MODEL) -> str:
+    """One line for a person starting the assistant: which reference corpora answer, or why none."""
+    from components.retrieval.corpora import CorpusError, available, read_manifest
+
+    try:
+        pins = read_manifest(manifest) if str(manifest) else []
+    except CorpusError as error:
+        return f"Knowledge: curated only ({error})"
+    if not pins:
+        return "Knowledge: curated only (no reference corpus configured)"
+    usable, refused = available(pins)
+    notes = "; ".join(f"{name} not used: {reason}" for name, reason in refused.items())
+    if not usable:
+        return f"Knowledge: curated only ({notes})"
+    index = CorpusIndex.open(folder, usable, encoder_model)
+    names = ", ".join(p.corpus.name for p in usable)
+    if index is None:
+        return f"Knowledge: curated only ({names} not indexed yet: make corpora){'; ' + notes if notes else ''}"
+    return f"Knowledge: curated + {names} ({len(index)} passages){'; ' + notes if notes else ''}"
