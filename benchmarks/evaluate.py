@@ -16,6 +16,12 @@ Writes ``results/eval/report.md``, ``report.json`` and PNG plots:
    abstention rates with a threshold calibrated on half the questions, then
    every question through the real LLM action (correct with source, abstained,
    health answered only from curated passages), with a sample to read.
+6. Knowledge (``benchmarks.knowledge_eval``): the held-out questions of
+   ``benchmarks/data/knowledge_questions.yml`` over REST, answered from the
+   curated knowledge and the reference corpora: correct with a source, wrong,
+   abstained, refused; the share in the model's own words.
+7. Small talk (``benchmarks.small_talk_eval``): the held-out conversations over
+   REST; replies that misread the turn, and a sample for a person to read.
 
 Usage: python -m benchmarks.evaluate [--smoke] [--skip SECTION ...] [--out DIR]
 """
@@ -31,12 +37,12 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from benchmarks import answer_quality, rails_eval, routing
+from benchmarks import answer_quality, knowledge_eval, rails_eval, routing, small_talk_eval
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "results" / "eval"
 MEDICAL_SET = Path(__file__).resolve().parent / "data" / "medical_prompts.csv"
-SECTIONS = ("assistant", "routing", "guardrails", "quality", "answers")
+SECTIONS = ("assistant", "routing", "guardrails", "quality", "answers", "knowledge", "small_talk")
 
 
 def _rasa(*args: str) -> subprocess.CompletedProcess:
@@ -269,6 +275,12 @@ def markdown(report: Dict[str, Any], plots: List[str]) -> str:
         lines.append("")
     if report.get("answers"):
         lines += [answer_quality.markdown(report["answers"]).replace("# Answer quality", "## Answer quality", 1)]
+    if report.get("knowledge"):
+        lines += [knowledge_eval.markdown(report["knowledge"]).replace("# Knowledge", "## Knowledge", 1)
+                  .replace("\n## ", "\n### ")]
+    if report.get("small_talk"):
+        lines += [small_talk_eval.markdown(report["small_talk"]).replace("# Small talk", "## Small talk", 1)
+                  .replace("\n## ", "\n### ")]
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
 
@@ -317,6 +329,14 @@ def main() -> int:
             print("== answer quality ==", flush=True)
             report["answers"] = answer_quality.evaluate(ROOT / "config.yml", generate=not args.smoke,
                                                         out=args.out / "answers")
+        if "knowledge" not in args.skip:
+            print("== knowledge (held-out questions, over REST) ==", flush=True)
+            report["knowledge"] = knowledge_eval.evaluate(ROOT / "config.yml", generate=not args.smoke,
+                                                          out=args.out / "knowledge")
+            report["knowledge"].get("answers", {}).pop("rows", None)
+        if "small_talk" not in args.skip and not args.smoke:
+            print("== small talk (held-out conversations, over REST) ==", flush=True)
+            report["small_talk"] = small_talk_eval.evaluate(args.out / "small_talk")
     except (RuntimeError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

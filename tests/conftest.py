@@ -11,6 +11,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+# The reference corpora a developer may have indexed (make corpora) would change what the tests'
+# assistants know: tests use the curated knowledge, or the tiny copy in tests/data/corpora by name.
+os.environ["ASSISTANT_CORPORA"] = ""
 
 ROOT = Path(__file__).resolve().parent.parent
 

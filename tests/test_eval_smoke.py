@@ -32,5 +32,8 @@ def test_make_eval_smoke_writes_a_complete_report(tmp_path):
     assert quality["backend"] == "llama_cpp"  # replies from the configured backend, perplexity from the same weights
     markdown = (tmp_path / "report.md").read_text()
     assert "## Routing on public data" in markdown and "smoke run" in markdown
+    knowledge = report["knowledge"]  # retrieval only in a smoke run (no generation, no REST)
+    assert knowledge["questions"]["general"] == 201 and knowledge["retrieval"]["latency_ms"]["n"] == 416
+    assert "## Knowledge" in markdown and "answers" not in knowledge
     assert (tmp_path / "clinc_threshold.png").stat().st_size > 1000
     assert (tmp_path / "intent_f1.png").stat().st_size > 1000

@@ -72,15 +72,28 @@ def test_a_corpus_file_of_another_release_is_refused(tmp_path):
     assert "not the pinned" in refused["foldoc"] and "knowledge/corpora.yml" in refused["foldoc"]
 
 
-def test_a_missing_corpus_or_licence_is_reported_not_fatal(tmp_path, caplog):
+def test_a_missing_corpus_or_licence_is_reported_not_fatal(tmp_path, caplog, monkeypatch):
     manifest = pin_file(tmp_path / "corpora.yml")
     empty = tmp_path / "root"
     empty.mkdir()
     usable, refused = corpora.available(corpora.read_manifest(manifest, empty))
     assert not usable and "apt-get install wordnet-base" in refused["wordnet"]
     caplog.set_level(logging.WARNING)
-    assert load_corpus_index(manifest, tmp_path / "nowhere", ENCODER) is None  # real root: not pinned files
-    assert "not used" in caplog.text or "not indexed" in caplog.text
+    manifest.write_text(manifest.read_text() + "root: root\n")  # the packages are not in this root
+    monkeypatch.setenv("ASSISTANT_CORPORA", str(manifest))
+    assert load_corpus_index(manifest, tmp_path / "index", ENCODER) is None
+    assert "Reference corpus 'wordnet' is not used" in caplog.text and "apt-get install wordnet-base" in caplog.text
+
+
+def test_a_corpus_whose_licence_is_not_stated_is_refused(tmp_path):
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(TINY, root)
+    (root / "usr/share/doc/dict-foldoc/copyright").write_text("All rights reserved.\n")
+    usable, refused = corpora.available(corpora.read_manifest(TINY / "corpora.yml", root))
+    assert [p.corpus.name for p in usable] == ["wordnet"]
+    assert "does not state the expected licence (GNU Free Documentation License" in refused["foldoc"]
 
 
 def test_a_malformed_manifest_says_what_to_fix(tmp_path):
@@ -135,23 +148,19 @@ def test_the_index_opens_again_only_for_the_same_releases(tiny, tmp_path):
     assert CorpusIndex.open(index.folder, other, ENCODER) is None
 
 
-def test_decide_searches_the_corpora_beside_the_knowledge(tiny, tmp_path):
-    manifest, pins, index = tiny
-    from components.retrieval import corpus_index
-
-    key = (str(manifest), str(index.folder), ENCODER)
-    corpus_index._OPEN[key] = index  # the tiny corpus, as load_corpus_index would open it from its root
+def test_decide_searches_the_corpora_beside_the_knowledge(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASSISTANT_CORPORA", str(TINY / "corpora.yml"))  # the committed manifest of the tiny copy
     settings = RetrievalSettings(enabled=True, knowledge=str(ROOT / "knowledge"),
-                                 documents=str(ROOT / "knowledge" / "documents"), index_dir=str(index.folder),
-                                 corpora=str(manifest), encoder=ENCODER, threshold=0.49)
-    try:
-        decision = decide(settings, "who was Hamlet?", "open_question")
-        assert decision.mode == GROUNDED and decision.relevant[0].passage.id == "wordnet:n09599891"
-        assert "WordNet" in decision.with_sources("Shakespeare wrote it.")
-        curated = decide(settings, "what's your policy on returns", "open_question")
-        assert curated.relevant[0].passage.kind == "open_qa"
-    finally:
-        corpus_index._OPEN.pop(key, None)
+                                 documents=str(ROOT / "knowledge" / "documents"), index_dir=str(tmp_path),
+                                 encoder=ENCODER, threshold=0.49)
+    decision = decide(settings, "who was Hamlet?", "open_question")  # the tiny corpus is indexed on first use
+    assert decision.mode == GROUNDED and decision.relevant[0].passage.id == "wordnet:n09599891"
+    assert "WordNet" in decision.with_sources("Shakespeare wrote it.")
+    assert list(tmp_path.glob("corpora-*/corpora.sqlite"))
+    curated = decide(settings, "what's your policy on returns", "open_question")
+    assert curated.relevant[0].passage.kind == "open_qa"
+    monkeypatch.setenv("ASSISTANT_CORPORA", "")  # none: the curated knowledge alone
+    assert decide(settings, "who was Hamlet?", "open_question").mode != GROUNDED
 
 
 def test_documents_of_every_kind_are_read(tmp_path):

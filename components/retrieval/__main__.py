@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from components.embeddings import DEFAULT_MODEL, EncoderUnavailable
-from components.retrieval.corpora import MANIFEST, CorpusError, available, read_manifest
+from components.retrieval.corpora import MANIFEST, CorpusError, available, index_folder, read_manifest
 from components.retrieval.corpus_index import CorpusIndex
 from components.retrieval.index import DEFAULT_DIR, KnowledgeIndex
 from components.retrieval.passages import fingerprint, load_passages
@@ -32,7 +32,8 @@ def main() -> int:
     parser.add_argument("--encoder", default=DEFAULT_MODEL)
     parser.add_argument("--corpora", type=Path, default=MANIFEST, help="manifest of the reference corpora")
     parser.add_argument("--no-corpora", action="store_true", help="index the curated knowledge only")
-    parser.add_argument("--corpora-root", type=Path, default=Path("/"), help="where the corpora's files are")
+    parser.add_argument("--corpora-root", type=Path, default=None,
+                        help="where the corpora's files are (default: the manifest's root, else /)")
     parser.add_argument("--query", help="search the new index once and print the hits")
     args = parser.parse_args()
     if not args.knowledge.is_dir():
@@ -60,15 +61,16 @@ def main() -> int:
         for name, reason in refused.items():
             print(f"corpus {name}: not indexed: {reason}")
         if usable:
-            corpus = CorpusIndex.open(args.out, usable, args.encoder)
+            folder = index_folder(args.out, usable)
+            corpus = CorpusIndex.open(folder, usable, args.encoder)
             if corpus is None:
                 start = time.perf_counter()
-                corpus = CorpusIndex.build(usable, args.out, args.encoder)
-                print(f"corpora: {len(corpus)} passages ({', '.join(p.corpus.name for p in usable)}) -> {args.out} "
-                      f"in {time.perf_counter() - start:.0f} s, {_size_mb(args.out):.0f} MB on disk")
+                corpus = CorpusIndex.build(usable, folder, args.encoder)
+                print(f"corpora: {len(corpus)} passages ({', '.join(p.corpus.name for p in usable)}) -> {folder} "
+                      f"in {time.perf_counter() - start:.0f} s, {_size_mb(folder):.0f} MB on disk")
             else:
                 print(f"corpora: {len(corpus)} passages ({', '.join(p.corpus.name for p in usable)}), "
-                      f"already indexed in {args.out}")
+                      f"already indexed in {folder}")
     if args.query:
         hits = index.search(args.query, k=3) + (corpus.search(args.query, k=3) if corpus else [])
         for hit in sorted(hits, key=lambda h: -h.score)[:5]:

@@ -236,11 +236,16 @@ class CorpusPin:
     sha256: Mapping[str, str] = field(default_factory=dict)
 
 
-def read_manifest(path: Path = MANIFEST, root: Path = Path("/")) -> List[CorpusPin]:
-    """The pinned corpora (an absent manifest: none). Raises CorpusError on a malformed one."""
+def read_manifest(path: Path = MANIFEST, root: Optional[Path] = None) -> List[CorpusPin]:
+    """The pinned corpora (an absent manifest: none). Raises CorpusError on a malformed one.
+
+    ``root``: where the packages' files are (default: the manifest's ``root`` key, relative to
+    the manifest's folder, else ``/``, where Debian installs them)."""
     if not path.exists():
         return []
     data = yaml.safe_load(path.read_text("utf-8")) or {}
+    if root is None:
+        root = (path.parent / data["root"]) if data.get("root") else Path("/")
     pins = []
     for name, entry in (data.get("corpora") or {}).items():
         if name not in CORPORA:
@@ -294,6 +299,11 @@ def available(pins: Sequence[CorpusPin]) -> Tuple[List[CorpusPin], Dict[str, str
         else:
             usable.append(pin)
     return usable, refused
+
+
+def index_folder(base: Path, pins: Sequence[CorpusPin]) -> Path:
+    """Where the index of exactly these corpus releases lives under ``base`` (each set its own)."""
+    return base / f"corpora-{fingerprint(pins)[:12]}"
 
 
 def fingerprint(pins: Sequence[CorpusPin]) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import sqlite3
 import threading
@@ -39,6 +40,7 @@ from components.retrieval.passages import Passage
 logger = logging.getLogger(__name__)
 
 FORMAT = 2
+CORPORA_ENV = "ASSISTANT_CORPORA"  # a manifest to use instead of the configured one ("": none)
 CANDIDATES = 40
 # A passage whose head word (or one of its synonyms) is what the question names scores this much
 # more: "what is a lion" is the lion's entry, not the lionet's (chosen on knowledge_dev.yml).
@@ -268,24 +270,35 @@ _OPEN: Dict[Tuple[str, str, str], Optional[CorpusIndex]] = {}
 _OPEN_LOCK = threading.Lock()
 
 
-def load_corpus_index(manifest: Path, folder: Path, encoder_model: str = DEFAULT_MODEL) -> Optional[CorpusIndex]:
-    """The process-wide index of the corpora ``manifest`` pins, or None (none pinned, none
-    installed, or not indexed yet: said once in the log; the curated knowledge still answers)."""
-    from components.retrieval.corpora import available, read_manifest
+# Corpora this small are indexed on first use (seconds); larger ones by `make corpora` only.
+INLINE_BUILD_MAX = 5000
 
-    key = (str(manifest), str(folder), encoder_model)
+
+def load_corpus_index(manifest: Path, base: Path, encoder_model: str = DEFAULT_MODEL) -> Optional[CorpusIndex]:
+    """The process-wide index of the corpora ``manifest`` pins (under ``base``), or None (none
+    pinned, none installed, or not indexed yet: said once in the log; the curated knowledge still
+    answers). ``ASSISTANT_CORPORA``, when set, names the manifest instead ("": none)."""
+    from components.retrieval.corpora import available, index_folder, read_manifest
+
+    manifest = Path(os.environ[CORPORA_ENV]) if CORPORA_ENV in os.environ else manifest
+    key = (str(manifest), str(base), encoder_model)
     if key in _OPEN:
         return _OPEN[key]
     with _OPEN_LOCK:
         if key in _OPEN:
             return _OPEN[key]
         index = None
-        pins = read_manifest(manifest) if str(manifest) else []
+        pins = read_manifest(manifest) if str(manifest) not in ("", ".") else []
         usable, refused = available(pins)
         for name, reason in refused.items():
             logger.warning(f"Reference corpus '{name}' is not used: {reason}.")
         if usable:
+            folder = index_folder(base, usable)
             index = CorpusIndex.open(folder, usable, encoder_model)
+            if index is None:
+                entries = sum(1 for pin in usable for _ in pin.corpus.read(pin.corpus.root))
+                if entries <= INLINE_BUILD_MAX:
+                    index = CorpusIndex.build(usable, folder, encoder_model, progress=False)
             if index is None:
                 logger.warning(f"The reference corpora ({', '.join(p.corpus.name for p in usable)}) are not indexed "
                                f"in {folder}: the assistant answers from its curated knowledge only. Build the index "
@@ -297,12 +310,13 @@ def load_corpus_index(manifest: Path, folder: Path, encoder_model: str = DEFAULT
         return index
 
 
-def status(manifest: Path, folder: Path, encoder_model: str = DEFAULT_MODEL) -> str:
+def status(manifest: Path, base: Path, encoder_model: str = DEFAULT_MODEL) -> str:
     """One line for a person starting the assistant: which reference corpora answer, or why none."""
-    from components.retrieval.corpora import CorpusError, available, read_manifest
+    from components.retrieval.corpora import CorpusError, available, index_folder, read_manifest
 
+    manifest = Path(os.environ[CORPORA_ENV]) if CORPORA_ENV in os.environ else manifest
     try:
-        pins = read_manifest(manifest) if str(manifest) else []
+        pins = read_manifest(manifest) if str(manifest) not in ("", ".") else []
     except CorpusError as error:
         return f"Knowledge: curated only ({error})"
     if not pins:
@@ -311,7 +325,7 @@ def status(manifest: Path, folder: Path, encoder_model: str = DEFAULT_MODEL) -> 
     notes = "; ".join(f"{name} not used: {reason}" for name, reason in refused.items())
     if not usable:
         return f"Knowledge: curated only ({notes})"
-    index = CorpusIndex.open(folder, usable, encoder_model)
+    index = CorpusIndex.open(index_folder(base, usable), usable, encoder_model)
     names = ", ".join(p.corpus.name for p in usable)
     if index is None:
         return f"Knowledge: curated only ({names} not indexed yet: make corpora){'; ' + notes if notes else ''}"
