@@ -123,11 +123,21 @@ def test_a_question_is_answered_from_each_corpus_kind(tiny, question, expected):
 
 @pytest.mark.parametrize("question, reason", [
     ("what's my account balance", "the user's own things"), ("who won the match yesterday", "current events"),
-    ("what is the capital of Zanthoria", "never seen ['zanthoria']")])
+    ("what is the capital of Zanthoria", "never seen ['zanthoria']"),
+    ("do you like spiders?", "asks the assistant about itself")])
 def test_a_reference_work_is_not_asked_what_it_cannot_know(tiny, question, reason):
     _, _, index = tiny
     assert reason in (index.refuses(question) or "")
     assert index.search(question, k=3) == []
+
+
+@pytest.mark.parametrize("text, about", [
+    ("where do you live?", True), ("what's your favourite colour", True), ("can you tell me what a harp is", False),
+    ("do you know who wrote Hamlet", False), ("could you explain recursion to me", False)])
+def test_questions_to_the_assistant_about_itself_are_told_apart(text, about):
+    from components.retrieval.corpus_index import about_the_assistant
+
+    assert about_the_assistant(text) is about
 
 
 def test_a_question_for_a_count_takes_only_passages_with_a_number(tiny, monkeypatch):

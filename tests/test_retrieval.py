@@ -53,7 +53,8 @@ def test_a_question_the_knowledge_does_not_answer_abstains(settings):
 
 
 @pytest.mark.parametrize("text, intent", [
-    ("do you like cats?", "chitchat"), ("Hello! How are you today?", "nlu_fallback"), ("I love rainy days", None)])
+    ("do you like cats?", "chitchat"), ("Hello! How are you today?", "nlu_fallback"), ("I love rainy days", None),
+    ("how old are you, by the way?", None), ("what is your favourite season", "nlu_fallback")])
 def test_small_talk_without_knowledge_goes_to_the_model_with_no_passages(settings, text, intent):
     decision = decide(settings, text, intent)
     assert decision.mode == CHITCHAT and decision.passages == ()

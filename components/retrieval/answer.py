@@ -8,10 +8,11 @@
   rail checks the reply against them, and a reply it rejects is replaced by
   the extractive answer;
 - ``chitchat``: nothing retrieved and the message is small talk (a chit-chat
-  intent, or no request for information: no what/who/when/why/how ...,
+  intent, no request for information: no what/who/when/why/how ...,
   "explain", "recommend", and no yes/no question about anything but the
-  assistant): the model answers without passages; numbers and names in its
-  reply are still checked;
+  assistant; or a question to the assistant about itself): the model answers
+  without passages; numbers and names in its reply are still checked, and the
+  ``small_talk`` rail checks that the reply fits the turn;
 - ``off``: retrieval disabled (free generation, as before).
 """
 
@@ -39,6 +40,14 @@ INFORMATION_REQUEST = re.compile(
     # a yes/no question about something other than the assistant ("do vaccines ...", "can I ...")
     r"|^\s*(do|does|did|is|are|was|were|can|could|should|would|will|has|have|may|might|must)\s+(?!you\b)\w+",
     re.IGNORECASE)
+# A question to the assistant about its own life is small talk, not a request for facts ("how old are
+# you?", "what's your favourite colour"); "do you deliver abroad" or "your return policy" are not.
+PERSONAL_QUESTION = re.compile(
+    r"\b(are|were|have|do|did) you (ever |really |even )?(like|love|enjoy|prefer|sleep|dream|eat|feel|live|"
+    r"get tired|have (any |a )?(pets?|family|friends|feelings|hobb))|"
+    r"\byour (favou?rite|name|age|hobb\w*|family|weekend|day|life|home|pets?|feelings|opinion|dreams?)\b|"
+    r"\bhow old are you\b|\bwhere do you live\b|\bwho are you\b|\bwhat do you (like|do for fun)\b|"
+    r"\bare you (a |an )?(robot|human|bot|real|happy|ok|okay|tired|still there)\b", re.IGNORECASE)
 PROMPT = ("Answer the question using only the facts below. If they do not answer it, say you don't know.\n"
           "Facts:\n{facts}\nQuestion: {question}")
 
@@ -114,7 +123,8 @@ def decide(settings: RetrievalSettings, question: str, intent: Optional[str]) ->
         return RetrievalDecision(ABSTAIN, error=str(error)[:300], threshold=settings.threshold)
     relevant = tuple(h for h in hits if h.score >= settings.threshold)
     if not relevant:
-        small_talk = intent in settings.chitchat_intents or not INFORMATION_REQUEST.search(question)
+        small_talk = (intent in settings.chitchat_intents or not INFORMATION_REQUEST.search(question)
+                      or bool(PERSONAL_QUESTION.search(question)))
         mode = CHITCHAT if small_talk else ABSTAIN
         best = f"{hits[0].score:.3f} ({hits[0].passage.title})" if hits else "none"
         logger.debug(f"Retrieval: best {best} below {settings.threshold}: {mode}.")

@@ -63,8 +63,19 @@ _FTS_TOKEN = re.compile(r"[A-Za-z0-9]+")
 # A reference work knows nothing of the user's own things or of the news: such questions are not
 # looked up in it ("what's my account balance", "who won yesterday's game").
 PERSONAL_OR_CURRENT = re.compile(
-    r"\b(my|mine|our|ours|me|i|i'm|i've|today|tonight|tomorrow|yesterday|now|currently|latest|next|"
+    r"\b(my|mine|our|ours|today|tonight|tomorrow|yesterday|now|currently|latest|next|"
     r"this (morning|afternoon|evening|week|month|year|weekend)|right now)\b", re.I)
+# Nor what the user asks the assistant about itself ("where do you live", "do you like music").
+ABOUT_THE_ASSISTANT = re.compile(r"\b(you|your|yours|yourself)\b", re.I)
+ASKING_THE_ASSISTANT_TO_TELL = re.compile(
+    r"\b(can|could|would|will) you (please )?(tell|explain|define|describe|give|show|help)|\bdo you know\b|"
+    r"\b(tell|explain to|show) (me|us)\b", re.I)
+
+
+def about_the_assistant(text: str) -> bool:
+    """Whether a message asks the assistant about itself (not: "can you tell me what X is")."""
+    stripped = ASKING_THE_ASSISTANT_TO_TELL.sub(" ", text)
+    return bool(ABOUT_THE_ASSISTANT.search(stripped))
 # A question for a count or a date wants a passage that states a number.
 NUMBER_QUESTION = re.compile(r"\b(how many|how much|how old|how long|how far|what year|which year|when)\b", re.I)
 _STATES_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|"
@@ -133,6 +144,8 @@ class CorpusIndex:
 
     def refuses(self, query: str) -> Optional[str]:
         """Why the corpora cannot answer ``query`` at all (None: they may)."""
+        if about_the_assistant(query):
+            return "it asks the assistant about itself"
         personal = PERSONAL_OR_CURRENT.search(query)
         if personal:
             return f"it is about the user's own things or current events ({personal.group(0)!r})"
