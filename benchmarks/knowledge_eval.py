@@ -97,6 +97,19 @@ def own_words(reply: str, passages: List[str]) -> bool:
     return all(SequenceMatcher(None, body, p.lower().split()).ratio() < 0.8 for p in passages) if body else False
 
 
+def copied_share(reply: str, passages: List[str], n: int = 4) -> Optional[float]:
+    """The share of the reply's word 4-grams that stand in a passage (1.0: a copy)."""
+    body = re.findall(r"[a-z0-9]+", _SOURCE.sub("", reply).lower())
+    grams = {tuple(body[i:i + n]) for i in range(len(body) - n + 1)}
+    if not grams:
+        return None
+    source = set()
+    for passage in passages:
+        tokens = re.findall(r"[a-z0-9]+", passage.lower())
+        source |= {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+    return round(len(grams & source) / len(grams), 3)
+
+
 def classify(row: Dict[str, Any]) -> str:
     reply = row["reply"].lower()
     if row["outcome"] == "abstained" or any(d in reply for d in DONT_KNOW):
@@ -108,12 +121,13 @@ def classify(row: Dict[str, Any]) -> str:
     return "wrong"
 
 
-def answer_section(settings: Any, questions: Dict[str, List[Dict[str, Any]]], sample: int) -> Dict[str, Any]:
+def answer_section(settings: Any, questions: Dict[str, List[Dict[str, Any]]], sample: int,
+                   config: Optional[Path] = None) -> Dict[str, Any]:
     """Every question as its own conversation over REST (real Rasa + action server)."""
     from benchmarks.rest_turns import replay
 
     items = [(kind, item) for kind in questions for item in questions[kind]]
-    replayed = replay([[item["q"]] for _, item in items], tag="knowledge")
+    replayed = replay([[item["q"]] for _, item in items], tag="knowledge", rasa_config=config)
     rows = []
     for (kind, item), turn in zip(items, replayed):
         retrieval = (turn["trace"] or {}).get("retrieval") or {}
@@ -124,6 +138,7 @@ def answer_section(settings: Any, questions: Dict[str, List[Dict[str, Any]]], sa
         row["verdict"] = classify(row)
         row["own_words"] = row["verdict"] == "correct" and row["outcome"] == "sent" and own_words(
             row["reply"], row["passages"])
+        row["copied_4grams"] = copied_share(row["reply"], row["passages"]) if row["own_words"] else None
         rows.append(row)
 
     def counts(kind_rows: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -141,6 +156,9 @@ def answer_section(settings: Any, questions: Dict[str, List[Dict[str, Any]]], sa
         "per_kind": {kind: counts([r for r in rows if r["kind"] == kind]) for kind in (*KINDS, "unanswerable")},
         "unanswerable_abstained": counts([r for r in rows if r["kind"] == "unanswerable"])["abstained"],
         "correct_in_own_words": round(sum(r["own_words"] for r in correct) / len(correct), 3) if correct else None,
+        "own_words_copied_4grams_mean": round(float(np.mean(
+            [r["copied_4grams"] for r in correct if r["copied_4grams"] is not None])), 3)
+        if any(r["copied_4grams"] is not None for r in correct) else None,
         "health_generated": sum(1 for r in rows if r["kind"] == "health" and r["outcome"] == "sent"),
         "health_with_dose": sum(1 for r in rows if r["kind"] == "health" and DOSE.search(r["reply"])),
         "outcomes": {o: sum(str(r["outcome"]) == o for r in rows) for o in sorted({str(r["outcome"]) for r in rows})},
@@ -166,7 +184,9 @@ def markdown(report: Dict[str, Any]) -> str:
         a = report["answers"]
         lines += ["## Answers (the real LLM action)", "",
                   f"- answerable: {a['answerable']}",
-                  f"- of the correct answers, in the model's own words: {a['correct_in_own_words']}",
+                  f"- of the correct answers, in the model's own words: {a['correct_in_own_words']} (the model's "
+                  f"text sent, not a copy of a passage; of those, the mean share of word 4-grams found in a "
+                  f"passage: {a['own_words_copied_4grams_mean']})",
                   f"- unanswerable, abstained: {a['unanswerable_abstained']}",
                   f"- health questions answered by generated text: {a['health_generated']}; "
                   f"replies with a dose: {a['health_with_dose']}",
@@ -189,7 +209,7 @@ def evaluate(config: Path, generate: bool, out: Path, dev: bool = False, sample:
     report: Dict[str, Any] = {"command": command, "dev": dev, "questions": {k: len(v) for k, v in questions.items()},
                               "retrieval": retrieval_section(settings, questions)}
     if generate:
-        report["answers"] = answer_section(settings, questions, sample)
+        report["answers"] = answer_section(settings, questions, sample, config)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2), "utf-8")
     (out / "report.md").write_text(markdown(report), "utf-8")

@@ -30,15 +30,17 @@ def turn_traces(tracker: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 
 def replay(conversations: Sequence[Sequence[str]], tag: str = "replay", progress: bool = True,
-           model: Optional[Path] = None) -> List[Dict[str, Any]]:
+           model: Optional[Path] = None, rasa_config: Optional[Path] = None) -> List[Dict[str, Any]]:
     """Every conversation over REST; a row per user turn (``conversation``, ``turn``, ``text``,
-    ``reply``, ``intent``, ``outcome``, ``trace``, ``latency_s``)."""
+    ``reply``, ``intent``, ``outcome``, ``trace``, ``latency_s``). ``rasa_config``: the config
+    the action server reads its plugin settings from (default: the project's)."""
     from tqdm import tqdm
 
     from tests.harness import MODEL, running_servers
 
     rows: List[Dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix=f"{tag}-") as work, running_servers(Path(work), model or MODEL) as servers:
+    with tempfile.TemporaryDirectory(prefix=f"{tag}-") as work, running_servers(
+            Path(work), model or MODEL, rasa_config=rasa_config) as servers:
         servers.say("warm-up", "what is machine learning")
         for c, turns in enumerate(tqdm(conversations, desc=tag, unit="conversation", disable=not progress)):
             sender = f"{tag}-{c}"
