@@ -41,6 +41,8 @@ QUESTIONS = ROOT / "benchmarks" / "data" / "knowledge_questions.yml"
 DEV = ROOT / "benchmarks" / "data" / "knowledge_dev.yml"
 KINDS = ("general", "education", "computing", "customer_service", "health")
 _SOURCE = re.compile(r"\n?\(Source: .*\)\s*$", re.S)
+# The LLM action cites "(Source: ...)"; the medical actions "Sources: NHS: ...".
+NAMES_SOURCE = re.compile(r"\(source: |\bsources?: ", re.I)
 DONT_KNOW = ("don't know", "do not know", "rather not guess", "not sure")
 # A dose or a diagnosis in a reply (health questions must never get one from generated text).
 DOSE = re.compile(r"\b\d+(\.\d+)?\s?(mg|milligrams?|ml|tablets?|pills?|times a day)\b", re.I)
@@ -116,7 +118,7 @@ def classify(row: Dict[str, Any]) -> str:
         return "abstained"
     if str(row["outcome"]).startswith(("blocked", "triage", "not_llm:emergency", "not_llm:guardrail")):
         return "refused"
-    if row["kind"] != "unanswerable" and has_answer(row["reply"], row["a"]) and "(source:" in reply:
+    if row["kind"] != "unanswerable" and has_answer(row["reply"], row["a"]) and NAMES_SOURCE.search(reply):
         return "correct"
     return "wrong"
 
@@ -135,11 +137,17 @@ def answer_section(settings: Any, questions: Dict[str, List[Dict[str, Any]]], sa
                "intent": turn["intent"], "sources": retrieval.get("sources") or [],
                "passages": [h.passage.text for h in decide(settings, item["q"], None).relevant],
                "latency_s": turn["latency_s"]}
+        rows.append(row)
+    return summarize(rows, sample)
+
+
+def summarize(rows: List[Dict[str, Any]], sample: int = 20) -> Dict[str, Any]:
+    """The answers section from its rows (``--rescore`` recomputes it from a saved report)."""
+    for row in rows:
         row["verdict"] = classify(row)
         row["own_words"] = row["verdict"] == "correct" and row["outcome"] == "sent" and own_words(
             row["reply"], row["passages"])
         row["copied_4grams"] = copied_share(row["reply"], row["passages"]) if row["own_words"] else None
-        rows.append(row)
 
     def counts(kind_rows: List[Dict[str, Any]]) -> Dict[str, Any]:
         n = len(kind_rows)
@@ -223,7 +231,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--dev", action="store_true", help="the development questions (tuned on) instead")
     parser.add_argument("--sample", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path("results/knowledge"))
+    parser.add_argument("--rescore", type=Path, help="score the answers of a saved report.json again, ask nothing")
     args = parser.parse_args(argv)
+    if args.rescore:
+        report = json.loads(args.rescore.read_text("utf-8"))
+        report["answers"] = summarize(report["answers"]["rows"], args.sample)
+        report["command"] += f" (rescored: python -m benchmarks.knowledge_eval --rescore {args.rescore})"
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "report.json").write_text(json.dumps(report, indent=2), "utf-8")
+        (args.out / "report.md").write_text(markdown(report), "utf-8")
+        print(markdown(report))
+        return 0
     command = "python -m benchmarks.knowledge_eval " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         report = evaluate(args.config, args.generate, args.out, args.dev, args.sample, command)

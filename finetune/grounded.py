@@ -104,11 +104,11 @@ def build(entries: List[Entry], excluded: Set[str], count: int, seed: int) -> Li
             COMPUTING_TEMPLATES if entry.category == "computing" else THING_TEMPLATES)
         template = rng.choice(templates)
         question = template.format(w=head, a=article(head))
-        distractor = pool[(i + 1 + rng.randrange(len(pool) - 1)) % len(pool)][0].passage
-        if i % 7 == 6:  # the passage shown does not answer the question: say so
+        distractor = pool[(i + 1 + rng.randrange(len(pool) - 1)) % len(pool)][0].passage if len(pool) > 1 else None
+        if i % 7 == 6 and distractor is not None:  # the passage shown does not answer the question: say so
             passages, answer = [distractor], DONT_KNOW
         else:
-            passages = [entry.passage] + ([distractor] if i % 3 == 0 else [])
+            passages = [entry.passage] + ([distractor] if i % 3 == 0 and distractor is not None else [])
             answer = sentence(head if person or entry.category == "computing" else head.lower(), definition, person)
         facts = "\n".join(f"- {p.text}" for p in passages)
         examples.append({"question": question, "prompt": PROMPT.format(facts=facts, question=question),
