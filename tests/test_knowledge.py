@@ -169,6 +169,7 @@ def test_decide_searches_the_corpora_beside_the_knowledge(tmp_path, monkeypatch)
     assert list(tmp_path.glob("corpora-*/corpora.sqlite"))
     curated = decide(settings, "what's your policy on returns", "open_question")
     assert curated.relevant[0].passage.kind == "open_qa"
+    assert decide(settings, "Hamlet", "nlu_fallback").mode != GROUNDED  # small talk is not looked up
     monkeypatch.setenv("ASSISTANT_CORPORA", "")  # none: the curated knowledge alone
     assert decide(settings, "who was Hamlet?", "open_question").mode != GROUNDED
 

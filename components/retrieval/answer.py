@@ -113,7 +113,8 @@ def decide(settings: RetrievalSettings, question: str, intent: Optional[str]) ->
         index = load_index(Path(settings.knowledge), Path(settings.documents), Path(settings.index_dir),
                            settings.encoder)
         hits = list(index.search(question, k=settings.top_k))
-        if settings.corpora:
+        # a reference work answers questions, not small talk ("nice" is not the city of Nice)
+        if settings.corpora and INFORMATION_REQUEST.search(question):
             corpus = load_corpus_index(Path(settings.corpora), Path(settings.index_dir), settings.encoder)
             if corpus is not None:
                 hits += corpus.search(question, k=settings.top_k)
