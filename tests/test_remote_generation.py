@@ -14,6 +14,7 @@ from aiohttp import web
 from rasa.shared.exceptions import InvalidConfigException
 from rasa_sdk.executor import CollectingDispatcher
 
+from components import small_talk
 from components.config import ENV_RASA_CONFIG
 from actions.llm import ActionLLMResponse
 from tests.harness import MODEL_ALIAS, running_llm_server
@@ -177,7 +178,9 @@ async def _run_action(tmp_path, monkeypatch, domain, base_url, text="tell me som
 @pytest.mark.parametrize(
     "reply, response, rail",
     [
-        ("Write to me at someone.else@example.com.", "utter_llm_fallback", "pii_leak"),
+        # "tell me something" is small talk: a reply a wording rail stops gets the fitting small-talk reply
+        ("Write to me at someone.else@example.com.", None, "pii_leak"),
+        # a safety rail always sends its own response
         ("You should take 500 mg twice a day.", "utter_medical_referral", "medical_claims"),
     ],
 )
@@ -187,8 +190,10 @@ async def test_output_rails_apply_to_remote_replies(tmp_path, monkeypatch, domai
         messages, events = await _run_action(tmp_path, monkeypatch, domain, f"{server.url}/v1")
     finally:
         server.stop()
-    assert [m["response"] for m in messages] == [response]
+    assert [m.get("response") for m in messages] == [response]
     trace = events[0]["value"]
+    if response is None:
+        assert messages[0]["text"] == small_talk.reply_of(trace["small_talk"]) and "@" not in messages[0]["text"]
     assert (trace["backend"], trace["outcome"]) == ("openai", f"replaced:{rail}")
     [sent] = server.requests
     assert sent["messages"][0]["role"] == "system" and sent["messages"][-1]["content"] == "tell me something"
