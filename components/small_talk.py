@@ -28,7 +28,8 @@ CONDOLENCE = re.compile(r"\b(sorry (for|about) your loss|(my|our) (deepest )?con
                         r"sorry to hear about your (loss|passing))\b", re.I)
 LOSS = re.compile(r"\b(died|dead|death|passed away|passing|funeral|lost (my|our|her|his|their) (\w+ )?"
                   r"(mother|father|mom|mum|dad|wife|husband|partner|son|daughter|child|baby|brother|sister|"
-                  r"friend|grandmother|grandfather|grandma|grandpa|granny|aunt|uncle|cousin|dog|cat|pet)|lost our|put (him|her) down|miscarriage|grief|grieving|bereave\w*|"
+                  r"friend|grandmother|grandfather|grandma|grandpa|granny|aunt|uncle|cousin|dog|cat|pet)|"
+                  r"lost our|put (him|her) down|miscarriage|grief|grieving|bereave\w*|"
                   r"widow\w*|rip\b)", re.I)
 # First-person claims about a life the assistant does not have.
 PERSONAL_FACT = re.compile(

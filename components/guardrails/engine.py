@@ -46,8 +46,8 @@ class Guardrails:
         heads: folder of the trained heads (default: the ones shipped in learned/).
     """
 
-    KEYS = ("input_rails", "output_rails", "before_generation", "passage_rails", "document_rails", "patterns", "extra_patterns", "allow",
-            "pii_types", "thresholds", "encoder", "heads")
+    KEYS = ("input_rails", "output_rails", "before_generation", "passage_rails", "document_rails", "patterns",
+            "extra_patterns", "allow", "pii_types", "thresholds", "encoder", "heads")
     DEFAULT_BEFORE_GENERATION = ["harmful_classifier", "hateful_classifier", "attack_classifier"]
     DEFAULT_PASSAGE_RAILS = ["injection"]
     DEFAULT_DOCUMENT_RAILS = ["injection", "attack_classifier"]

@@ -275,7 +275,8 @@ def check(pin: CorpusPin) -> Optional[str]:
     for name in corpus.files:
         path = corpus.path(name)
         if not path.exists():
-            return f"{path} is missing (install the Debian package {corpus.package}: `apt-get install {corpus.package}`)"
+            return (f"{path} is missing (install the Debian package {corpus.package}: "
+                    f"`apt-get install {corpus.package}`)")
         actual = sha256(path)
         if actual != pin.sha256[name]:
             return (f"{path} has sha256 {actual[:16]}..., not the pinned {pin.sha256[name][:16]}... "

@@ -52,7 +52,8 @@ SENSE_PRIOR = 0.1
 PERSON_BONUS = 0.15
 WHO = re.compile(r"^\s*(who|whom|whose)\b", re.I)
 # "what is a ...", "who was ...": a thing or a person, not a verb ("who was Homer": not "to hit a home run").
-NOUN_QUESTION = re.compile(r"^\s*(who|whom|whose|what\s*(is|are|was|were|'s)\s+(an?|the)\b|define\s+(an?|the)\b)", re.I)
+NOUN_QUESTION = re.compile(
+    r"^\s*(who|whom|whose|what\s*(is|are|was|were|'s)\s+(an?|the)\b|define\s+(an?|the)\b)", re.I)
 VERB_PENALTY = 0.1
 _QUESTION_FRAME = re.compile(
     r"^\s*(what|who|where)\s*(is|are|was|were|'s|s)\s+((an?|the)\s+)?|^\s*(define|describe|explain)\s+((an?|the)\s+)?|"
