@@ -154,7 +154,8 @@ def ordinary(shared: Path, every: int) -> List[Tuple[str, str]]:
 # batches 1-4 and the mild complaints were read while earlier changes were made.
 DEV_EMERGENCIES = [p for p in EMERGENCY_BATCHES if not p.stem.endswith("_5")]
 DEV_BENIGN = {"mild_symptoms": DATA / "mild_symptoms.tsv", "safe_prompts": DATA / "safe_prompts.txt",
-              **{p.stem: p for p in sorted(DATA.glob("attack_look_alikes*.txt"))}}
+              **{p.stem: p for p in sorted(DATA.glob("attack_look_alikes*.txt"))},
+              "small_talk_dev": ROOT / "benchmarks" / "data" / "small_talk_dev.txt"}
 
 
 def dev_benign(shared: Optional[Path] = DEFAULT_SHARED) -> List[Tuple[str, str]]:

@@ -73,3 +73,16 @@ def test_no_example_sentence_is_near_a_held_out_one():
     encoder = get_encoder(ENCODER)
     similarity = encoder.encode(small_talk.examples()) @ encoder.encode(held_out).T
     assert similarity.max() < 0.8, [(small_talk.examples()[i], held_out[j]) for i, j in zip(*(similarity >= 0.8).nonzero())]
+
+
+def test_the_development_small_talk_stands_apart_from_the_held_out_set():
+    from components.embeddings import get_encoder
+
+    held_out = [t for c in yaml.safe_load((ROOT / "benchmarks/data/small_talk.yml").read_text())["conversations"]
+                for t in c]
+    dev = [line for line in (ROOT / "benchmarks/data/small_talk_dev.txt").read_text().splitlines()
+           if line.strip() and not line.startswith("#")]
+    encoder = get_encoder(ENCODER)
+    similarity = encoder.encode(dev) @ encoder.encode(held_out).T
+    assert len(dev) == 149 and similarity.max() < 0.8, [
+        (dev[i], held_out[j]) for i, j in zip(*(similarity >= 0.8).nonzero())]

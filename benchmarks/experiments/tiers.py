@@ -1,7 +1,8 @@
 """Chooses the emergency tiers on the development sets: every text's signals once, then a grid.
 
 Runs the trained model's NLU on the development sets of ``benchmarks.severity`` (emergency
-batches 1-4; mild complaints, safe prompts, attack look-alikes, clinc150's validation split), records each text's
+batches 1-4; mild complaints, safe prompts, attack look-alikes, development small talk, clinc150's
+validation split), records each text's
 signals from its ``emergency_check`` (strong pattern, classifier score over the message and
 its clauses, danger word, the NLU emergency intent's confidence) and prints, for a grid of
 tier thresholds, the share of emergencies escalated or triaged, escalated at once, and the
@@ -49,6 +50,15 @@ def tier(s: Dict[str, Any], strong: float, moderate: float, intent_strong: Optio
     return result
 
 
+def configured_tiers() -> Dict[str, Any]:
+    """The tiers config.yml sets for the EmergencyDetector."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config.yml").read_text("utf-8"))
+    detector = next(c for c in config["pipeline"] if c["name"].endswith("EmergencyDetector"))
+    return dict(detector.get("tiers") or {})
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "assistant.tar.gz")
@@ -80,7 +90,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     for r in sorted(results, key=lambda r: (r["benign_stopped"], r["benign_escalated"], -r["emergencies_strong"])):
         frontier.setdefault(r["emergencies_caught"], r)
     best = sorted(frontier.values(), key=lambda r: -r["emergencies_caught"])
-    print(json.dumps({"emergencies": len(em), "benign": len(benign), "frontier": best}, indent=1))
+    configured = configured_tiers()
+    per_group: Dict[str, List[int]] = {}
+    for group, s in zip(groups, benign):
+        # intent_strong null (the intent never escalates alone) is the grid's 1.01
+        stopped = tier(s, configured["strong"], configured["moderate"], configured.get("intent_strong") or 1.01,
+                       configured.get("intent_moderate")) is not None
+        per_group.setdefault(group, []).append(int(stopped))
+    print(json.dumps({"emergencies": len(em), "benign": len(benign), "frontier": best,
+                      "configured": configured, "configured_benign_stopped_per_group": {
+                          g: round(sum(v) / len(v), 4) for g, v in per_group.items()}}, indent=1))
     return 0
 
 
