@@ -77,7 +77,7 @@ $(WARM_STAMP): $(MODEL_FILE) $(ENCODER) config.yml
 	@touch $@
 
 $(INDEX): $(ENCODER) $(KNOWLEDGE_FILES) | install
-	$(BIN)/python -m components.retrieval
+	$(BIN)/python -m components.retrieval --no-corpora
 
 index: install $(ENCODER) ## Build the knowledge index (knowledge/, knowledge/documents/, the reference corpora)
 	scripts/corpora.sh
