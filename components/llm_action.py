@@ -25,7 +25,7 @@ from rasa_sdk.types import DomainDict
 
 from components import emergency, small_talk, triage_action
 from components.config import ERROR_RESPONSE_KEY, PluginConfig, load_plugin_config, rasa_config_path
-from components.generation import Generation, Generator, OpenAIOptions, get_generator
+from components.generation import BACKENDS, Generation, Generator, get_generator
 from components.generation.priority import yield_cpu
 from components.guardrails import RailsRecord, text_for_model
 from components.guardrails.record import EMERGENCY_CHECK_KEY
@@ -217,7 +217,7 @@ class ActionLLMResponse(Action):
             trace["outcome"] = "extracted"
             dispatcher.utter_message(text=decision.extractive())
             return _trace_events(plugin.trace_slot, trace)
-        remote = isinstance(plugin.generation.options, OpenAIOptions)
+        remote = not BACKENDS[plugin.generation.backend].in_process
         executor = _REMOTE_EXECUTOR if remote else _EXECUTOR
         if _InFlight.count > plugin.generation.max_queue:
             response = plugin.policy.response_for(ERROR_RESPONSE_KEY)

@@ -1,19 +1,14 @@
-"""One generator per model and process: the cached factory of backends."""
+"""One generator per model and process: the cached factory of the registered backends."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 from typing import Dict, Tuple
 
+from components.generation.backends import BACKENDS
 from components.generation.base import Generator
-from components.generation.settings import (
-    LLAMA_CPP,
-    OPENAI,
-    GenerationSettings,
-    LlamaCppOptions,
-    OpenAIOptions,
-    TransformersOptions,
-)
+from components.generation.settings import GenerationSettings
 
 _GENERATORS: Dict[Tuple[object, ...], Generator] = {}
 _LOAD_LOCK = threading.Lock()
@@ -22,43 +17,15 @@ _LOAD_LOCK = threading.Lock()
 def get_generator(settings: GenerationSettings) -> Generator:
     """The process-wide generator for these settings (a model is loaded once).
 
-    ``transformers``: one loaded model per (model, gguf_file, revision, dtype);
-    ``llama_cpp``: one per (GGUF file, threads, context, batch); other settings
-    (prompt, decoding) reuse the loaded weights. ``openai``: one client (and
-    circuit breaker) per server and model.
+    The backend's module (``components.generation.backends``) says what identifies a
+    loaded model (``cache_key``: for ``transformers`` the model, GGUF file, revision and
+    dtype; for ``llama_cpp`` the GGUF file, threads, context, batch and seed; for
+    ``openai`` the server and model) and builds a generator that reuses it (``build``).
     """
-    options = settings.options
+    backend = BACKENDS[settings.backend]
+    module = importlib.import_module(backend.module)
     with _LOAD_LOCK:
-        if isinstance(options, OpenAIOptions):
-            from components.generation.openai_backend import OpenAIGenerator
-
-            key: Tuple[object, ...] = (OPENAI, options.base_url, settings.model)
-            remote = _GENERATORS.get(key)
-            if remote is None or remote.settings != settings:
-                remote = OpenAIGenerator(settings)
-                _GENERATORS[key] = remote
-            return remote
-        if isinstance(options, LlamaCppOptions):
-            from components.generation.llama_cpp_backend import LlamaCppGenerator, gguf_path, load_llama
-
-            key = (LLAMA_CPP, str(gguf_path(settings)), options.n_threads, options.n_ctx, options.n_batch,
-                   options.seed)
-            local = _GENERATORS.get(key)
-            if local is None:
-                local = LlamaCppGenerator(settings, load_llama(settings))
-                _GENERATORS[key] = local
-            elif local.settings != settings:
-                local = LlamaCppGenerator(settings, local.llama)
-            return local
-        assert isinstance(options, TransformersOptions)
-        from components.generation.transformers_backend import TransformersGenerator, load_model
-
-        key = (settings.model, options.gguf_file, options.revision, options.dtype)
-        generator = _GENERATORS.get(key)
-        if generator is None:
-            model, tokenizer = load_model(settings)
-            generator = TransformersGenerator(settings, model, tokenizer)
-            _GENERATORS[key] = generator
-        elif generator.settings != settings:
-            generator = TransformersGenerator(settings, generator.model, generator.tokenizer)
+        key = (backend.name, *module.cache_key(settings))
+        generator = module.build(settings, _GENERATORS.get(key))
+        _GENERATORS[key] = generator
         return generator

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -153,3 +153,16 @@ class LlamaCppGenerator:
         text = postprocess(raw, s.max_reply_chars, complete=stopped)
         logger.debug(f"Generated {tokens} tokens in {latency:.2f} s ({finish or 'time limit'}): {raw!r} -> {text!r}")
         return Generation(text, raw, tokens, latency, timed_out, s.model_id)
+
+
+def cache_key(settings: GenerationSettings) -> Tuple[object, ...]:
+    """What identifies one loaded llama.cpp model (``components.generation.backends``)."""
+    options = settings.options
+    return (str(gguf_path(settings)), options.n_threads, options.n_ctx, options.n_batch, options.seed)
+
+
+def build(settings: GenerationSettings, cached: Optional["LlamaCppGenerator"]) -> "LlamaCppGenerator":
+    """A generator for ``settings``, on ``cached``'s loaded model when there is one."""
+    if cached is None:
+        return LlamaCppGenerator(settings, load_llama(settings))
+    return cached if cached.settings == settings else LlamaCppGenerator(settings, cached.llama)

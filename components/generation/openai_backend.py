@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import requests
 
@@ -199,3 +199,13 @@ class OpenAIGenerator:
             f"({choice.get('finish_reason')}): {raw!r} -> {text!r}"
         )
         return Generation(text, raw, new_tokens, latency, False, s.model_id)
+
+
+def cache_key(settings: GenerationSettings) -> Tuple[object, ...]:
+    """One client (and circuit breaker) per server and model (``components.generation.backends``)."""
+    return (settings.options.base_url, settings.model)
+
+
+def build(settings: GenerationSettings, cached: Optional["OpenAIGenerator"]) -> "OpenAIGenerator":
+    """The cached client when its settings are these, else a new one."""
+    return cached if cached is not None and cached.settings == settings else OpenAIGenerator(settings)

@@ -18,7 +18,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from components.generation.base import Generation
 from components.generation.prompt import build_messages, postprocess
@@ -155,3 +155,17 @@ def load_model(settings: GenerationSettings) -> Tuple[Any, Any]:
         ) from error
     model.eval()
     return model, tokenizer
+
+
+def cache_key(settings: GenerationSettings) -> Tuple[object, ...]:
+    """What identifies one loaded transformers model (``components.generation.backends``)."""
+    options = settings.options
+    return (settings.model, options.gguf_file, options.revision, options.dtype)
+
+
+def build(settings: GenerationSettings, cached: Optional["TransformersGenerator"]) -> "TransformersGenerator":
+    """A generator for ``settings``, on ``cached``'s loaded weights when there are some."""
+    if cached is None:
+        model, tokenizer = load_model(settings)
+        return TransformersGenerator(settings, model, tokenizer)
+    return cached if cached.settings == settings else TransformersGenerator(settings, cached.model, cached.tokenizer)
