@@ -98,11 +98,12 @@ def _function(name: str, function: Callable[[RailContext], Verdict]) -> Callable
     return lambda settings: _FunctionRail(name, function)
 
 
-def _learned(name: str, head: str, threshold_key: Optional[str] = None) -> Callable[[RailSettings], Rail]:
+def _learned(name: str, head: str, threshold_key: Optional[str] = None,
+             judge: Optional[str] = None) -> Callable[[RailSettings], Rail]:
     def build(settings: RailSettings) -> Rail:
         from components.guardrails.learned import rails as learned
 
-        return learned.build(name, head, settings, threshold_key)
+        return learned.build(name, head, settings, threshold_key, judge)
     return build
 
 
@@ -179,10 +180,12 @@ RAILS: Dict[str, RailSpec] = {
                  _function("prompt_leak", lambda c: output.prompt_leak(c.text, c.system_prompt)),
                  default_sides=ONLY_OUTPUT),
         RailSpec("harmful_compliance", ONLY_OUTPUT, "learned, with the user's message: a hateful reply, or "
-                 "a reply that goes along with a harmful or attack request", _learned("harmful_compliance", "hateful"),
+                 "a reply that goes along with a harmful or attack request",
+                 _learned("harmful_compliance", "hateful", judge="compliance"),
                  data=LEARNED, default_sides=ONLY_OUTPUT),
         RailSpec("ignored_emergency", ONLY_OUTPUT, "learned, with the user's message: the user stated an "
-                 "emergency and the reply does not escalate", _learned("ignored_emergency", "emergency"),
+                 "emergency and the reply does not escalate",
+                 _learned("ignored_emergency", "emergency", judge="ignored_emergency"),
                  data=LEARNED, default_sides=ONLY_OUTPUT),
         RailSpec("medical_claims", ONLY_OUTPUT, "diagnoses, doses or treatment claims in the reply",
                  _pattern("medical_claims"), data="lists/medical_claims.yml"),

@@ -8,6 +8,8 @@ import sqlite3
 
 import pytest
 
+from components import small_talk
+
 pytestmark = pytest.mark.e2e
 
 
@@ -27,7 +29,11 @@ def test_an_open_ended_question_gets_a_model_answer(servers):
     assert "<|" not in replies[0]
     if trace["outcome"] == "sent":
         assert trace["output_rails"]["decisive"] is None
-    else:  # the small model's reply was caught by an output rail: a safe response instead
+    elif trace.get("small_talk"):  # a wording rail stopped a chit-chat reply: the fitting small-talk reply
+        assert trace["output_rails"]["decisive"] in ("small_talk", "ungrounded", "degenerate",
+                                                     "unsupported_claims", "pii_leak")
+        assert replies[0] == small_talk.reply_of(trace["small_talk"])
+    else:  # a safety rail caught the small model's reply: a safe response instead
         assert replies[0].startswith("Sorry, I don't have a good answer to that.")
 
 

@@ -32,6 +32,7 @@ from components.guardrails.learned.heads import (
     EMERGENCY,
     HARMFUL,
     HATEFUL,
+    HARM_CATEGORIES,
     HATEFUL_CATEGORIES,
     SELF_HARM,
     category_matrix,
@@ -162,11 +163,20 @@ class IgnoredEmergencyRail(_OutputRail):
         return Verdict(self.name, False, source=MODEL, score=score, threshold=self.threshold)
 
 
-def build(name: str, head: str, settings: Any, threshold_key: Optional[str] = None) -> Any:
+# Output rails that judge a reply together with the user's message, by the ``judge`` the
+# registry names (every other learned rail classifies the text it is given).
+JUDGES = {"compliance": HarmfulComplianceRail, "ignored_emergency": IgnoredEmergencyRail}
+# Heads whose verdict names its zero-shot category.
+CATEGORY_NAMES = {HARMFUL: tuple(HARM_CATEGORIES), HATEFUL: tuple(HATEFUL_CATEGORIES)}
+
+
+def build(name: str, head: str, settings: Any, threshold_key: Optional[str] = None,
+          judge: Optional[str] = None) -> Any:
     """Builds one learned rail from the rails settings (encoder and heads loaded once per process).
 
     The threshold is ``thresholds[name]`` from config, else the trained one of
-    ``threshold_key`` (default: the head's).
+    ``threshold_key`` (default: the head's). ``judge``: a key of ``JUDGES`` (the rail
+    judges a reply with the user's message), else the rail classifies its text.
     """
     from components.embeddings import EncoderUnavailable, get_encoder
     from rasa.shared.exceptions import InvalidConfigException
@@ -184,14 +194,9 @@ def build(name: str, head: str, settings: Any, threshold_key: Optional[str] = No
             f"Rail '{name}': the trained heads in {folder} have no {sorted(missing)} "
             f"(they have {sorted(heads.names)}); retrain them with `make train-guards`.")
     threshold = float(settings.thresholds.get(name, heads.thresholds[key]))
-    if name == "harmful_compliance":
-        return HarmfulComplianceRail(name, encoder, heads, threshold)
-    if name == "ignored_emergency":
-        return IgnoredEmergencyRail(name, encoder, heads, threshold)
-    categories = None
-    if head == HARMFUL:
-        categories = category_matrix(encoder)
-    elif head == HATEFUL:
-        categories = category_matrix(encoder, HATEFUL_CATEGORIES)
+    if judge is not None:
+        return JUDGES[judge](name, encoder, heads, threshold)
+    names = CATEGORY_NAMES.get(head)
+    categories = category_matrix(encoder, names) if names else None
     return ClassifierRail(name, head, encoder, heads, threshold, categories)
 
