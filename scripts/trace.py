@@ -91,7 +91,10 @@ def turns(events: List[Dict[str, Any]], trace_slot: Optional[str] = "llm_trace")
                     "mode": retrieval.get("mode"), "sources": retrieval.get("sources") or [],
                     "best": f"{best.get('id')} {best.get('score')}" if best else None,
                     "threshold": retrieval.get("threshold"),
+                    "withheld": [f"{w['id']} ({w['rail']}: {w['reason']})" for w in retrieval.get("withheld") or []],
                 }
+            if trace.get("small_talk"):
+                result[-1]["llm"]["small_talk"] = trace["small_talk"]
             result[-1]["llm"]["output_rails"] = [
                 _describe(v) for v in RailsRecord.from_dict(trace.get("before_generation")).fired
                 + RailsRecord.from_dict(trace.get("output_rails")).fired
@@ -156,6 +159,8 @@ def main() -> int:
             if retrieval:
                 print(f"    retrieval: {retrieval['mode']} (best {retrieval['best']}, threshold "
                       f"{retrieval['threshold']}); sources {retrieval['sources']}")
+                for withheld in retrieval.get("withheld") or []:
+                    print(f"    passage withheld (untrusted text): {withheld}")
             if llm["new_tokens"] is None:
                 print(f"    llm: {llm['outcome']} (the model was not asked)")
             else:
@@ -163,6 +168,8 @@ def main() -> int:
                       f"{llm['latency_s']} s ({llm['tokens_per_s']} tok/s)")
             for verdict in llm["output_rails"]:
                 print(f"    rail fired on the LLM turn: {verdict}")
+            if llm.get("small_talk"):
+                print(f"    small talk ({llm['small_talk']}): the fitting reply was sent")
         for failure in turn.get("action_failures", []):
             print(f"    action failed (the reply below was sent instead): {failure}")
         for text in turn["bot"]:

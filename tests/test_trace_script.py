@@ -32,9 +32,31 @@ def test_turns_show_retrieval_and_action_failures():
     first, second = trace.turns(events)
     assert first["llm"]["outcome"] == "replaced:ungrounded"
     assert first["llm"]["retrieval"] == {"mode": "grounded", "sources": ["open_qa:38"], "best": "open_qa:38 0.81",
-                                         "threshold": 0.49}
+                                         "threshold": 0.49, "withheld": []}
     assert "action_failures" not in first
     assert second["action_failures"] == ["action_check_order_status: HTTP 500"]
+
+
+def test_turns_show_withheld_passages_and_the_small_talk_reply():
+    trace = load_trace()
+    events = [
+        {"event": "user", "text": "how does the loyalty club work", "parse_data": {"intent": {"name": "nlu_fallback"}}},
+        {"event": "slot", "name": "llm_trace", "value": {
+            "model": "m", "outcome": "abstained", "new_tokens": None,
+            "retrieval": {"mode": "abstain", "threshold": 0.49, "sources": [], "hits": [],
+                          "withheld": [{"id": "document:loyalty.md#0", "rail": "injection",
+                                        "reason": "override: 'Ignore all previous instructions'"}]}}},
+        {"event": "user", "text": "it's raining again", "parse_data": {"intent": {"name": "chitchat"}}},
+        {"event": "slot", "name": "llm_trace", "value": {
+            "model": "m", "outcome": "replaced:small_talk", "new_tokens": 9, "latency_s": 0.4, "tokens_per_s": 20,
+            "small_talk": "bad_news", "retrieval": {"mode": "chitchat", "threshold": 0.49, "sources": [], "hits": []},
+            "output_rails": {"verdicts": [{"rail": "small_talk", "triggered": True, "reason": "condolences"}],
+                             "decisive": "small_talk"}}},
+    ]
+    first, second = trace.turns(events)
+    assert first["llm"]["retrieval"]["withheld"] == [
+        "document:loyalty.md#0 (injection: override: 'Ignore all previous instructions')"]
+    assert second["llm"]["small_talk"] == "bad_news"
 
 
 def test_turns_show_the_triage_question_the_answer_and_the_outcome():
