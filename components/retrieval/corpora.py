@@ -52,7 +52,6 @@ class Corpus:
 
     name: str
     package: str
-    title: str  # how a reply names it as a source
     licence: str
     licence_phrase: str  # must appear in the package's copyright file
     files: Tuple[str, ...]
@@ -215,11 +214,11 @@ def read_foldoc(root: Path) -> Iterator[Entry]:
 
 
 CORPORA: Dict[str, Corpus] = {
-    "wordnet": Corpus("wordnet", "wordnet-base", "WordNet 3.0", "WordNet 3.0 licence (Princeton University)",
+    "wordnet": Corpus("wordnet", "wordnet-base", "WordNet 3.0 licence (Princeton University)",
                       "WordNet 3.0 Copyright 2006 by Princeton University",
                       ("/usr/share/wordnet/data.noun", "/usr/share/wordnet/data.verb", "/usr/share/wordnet/index.noun",
                        "/usr/share/wordnet/index.verb"), read_wordnet),
-    "foldoc": Corpus("foldoc", "dict-foldoc", "FOLDOC", "GNU Free Documentation License 1.1 or later",
+    "foldoc": Corpus("foldoc", "dict-foldoc", "GNU Free Documentation License 1.1 or later",
                      "GNU Free Documentation", ("/usr/share/dictd/foldoc.index", "/usr/share/dictd/foldoc.dict.dz"),
                      read_foldoc),
 }

@@ -94,11 +94,9 @@ class VectorSearch:
     def __len__(self) -> int:
         return len(self.bodies)
 
-    def scores(self, vector: np.ndarray, rows: Optional[np.ndarray] = None) -> np.ndarray:
-        """Per row (all rows, or ``rows``): the best cosine with its title and its title + text."""
-        if rows is None:
-            return np.maximum(self.titles @ vector, self.bodies @ vector)
-        return np.maximum(self.titles[rows] @ vector, self.bodies[rows] @ vector)
+    def scores(self, vector: np.ndarray) -> np.ndarray:
+        """Per row: the best cosine with its title and its title + text."""
+        return np.maximum(self.titles @ vector, self.bodies @ vector)
 
     def top(self, vector: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the ``k`` best rows, and every row's score."""
