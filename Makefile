@@ -25,7 +25,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install llama-wheel setup index corpora train-guards services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-service test-stories test-e2e eval bench soak eval-rails finetune trace clean
+.PHONY: help install llama-wheel setup index corpora train-guards services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-service test-stories test-e2e eval bench soak eval-rails finetune trace review-fill review-export clean
 
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -178,6 +178,12 @@ finetune: setup ## Fine-tune the response model on the project's data (+ FINETUN
 trace: ## Explain a conversation turn by turn: make trace ID=<sender id>
 	@test -n "$(ID)" || { echo "usage: make trace ID=<sender id>" >&2; exit 2; }
 	@$(BIN)/python scripts/trace.py "$(ID)" 2>/dev/null
+
+review-fill: ## Replay conversations over REST so the review page has something to review (FILE=, default tests/test_stories.yml; needs make run)
+	$(BIN)/python scripts/replay.py $(FILE) $(REPLAY_ARGS)
+
+review-export: ## Reviewers' ratings -> data/nlu/reviewed.yml, tests/reviewed_stories.yml, finetune/data/reviewed.jsonl, guard rows
+	$(BIN)/python -m components.review export
 
 clean: stop ## Remove trained models, results and runtime files (keeps .venv and .cache)
 	rm -rf models results var .pytest_cache

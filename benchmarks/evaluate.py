@@ -22,6 +22,9 @@ Writes ``results/eval/report.md``, ``report.json`` and PNG plots:
    abstained, refused; the share in the model's own words.
 7. Small talk (``benchmarks.small_talk_eval``): the held-out conversations over
    REST; replies that misread the turn, and a sample for a person to read.
+8. Human evaluation (``benchmarks.human_eval``): what reviewers rated on the
+   review page: model replies good / wrong / unsafe / unhelpful, rail precision
+   and recall as they judged them, Cohen's kappa between reviewers, a plot by week.
 
 Usage: python -m benchmarks.evaluate [--smoke] [--skip SECTION ...] [--out DIR]
 """
@@ -37,12 +40,12 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from benchmarks import answer_quality, knowledge_eval, rails_eval, routing, small_talk_eval
+from benchmarks import answer_quality, human_eval, knowledge_eval, rails_eval, routing, small_talk_eval
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "results" / "eval"
 MEDICAL_SET = Path(__file__).resolve().parent / "data" / "medical_prompts.csv"
-SECTIONS = ("assistant", "routing", "guardrails", "quality", "answers", "knowledge", "small_talk")
+SECTIONS = ("assistant", "routing", "guardrails", "quality", "answers", "knowledge", "small_talk", "human")
 
 
 def _rasa(*args: str) -> subprocess.CompletedProcess:
@@ -281,6 +284,10 @@ def markdown(report: Dict[str, Any], plots: List[str]) -> str:
     if report.get("small_talk"):
         lines += [small_talk_eval.markdown(report["small_talk"]).replace("# Small talk", "## Small talk", 1)
                   .replace("\n## ", "\n### ")]
+    if report.get("human"):
+        lines += [human_eval.markdown(report["human"]).replace("# Human evaluation", "## Human evaluation", 1)]
+        if report["human"].get("plot"):
+            lines.append(f"![human evaluation over time]({report['human']['plot']})")
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
 
@@ -337,6 +344,13 @@ def main() -> int:
         if "small_talk" not in args.skip and not args.smoke:
             print("== small talk (held-out conversations, over REST) ==", flush=True)
             report["small_talk"] = small_talk_eval.evaluate(args.out / "small_talk")
+        if "human" not in args.skip:
+            print("== human evaluation (ratings from the review page) ==", flush=True)
+            from components.review.__main__ import configured_db
+            from components.review.store import ReviewStore
+
+            report["human"] = human_eval.evaluate(ReviewStore(configured_db(ROOT / "credentials.yml"))
+                                                  .list_ratings(), args.out / "human")
     except (RuntimeError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

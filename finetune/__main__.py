@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--per-intent", type=int, default=8, help="NLU examples paired with each response")
     data.add_argument("--no-grounded", action="store_true",
                       help="leave out finetune/data/grounded.jsonl (answers from passages)")
+    data.add_argument("--no-reviewed", action="store_true",
+                      help="leave out finetune/data/reviewed.jsonl (replies reviewers rated good or corrected)")
     data.add_argument("--max-examples", type=int, default=0, help="cap the data set (0: all)")
     data.add_argument("--heldout", type=float, default=0.15, help="held-out share, split by reply")
     data.add_argument("--seed", type=int, default=13)
@@ -81,7 +83,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
     # 1. collect
     dialogues = (collect.collect_project(per_intent=args.per_intent, seed=args.seed) + collect.collect_open_qa()
-                 + ([] if args.no_grounded else collect.collect_grounded()))
+                 + ([] if args.no_grounded else collect.collect_grounded())
+                 + ([] if args.no_reviewed else collect.collect_reviewed()))
     if args.tracker_store:
         dialogues += collect.collect_tracker(args.tracker_store, args.since, args.until, plugin.trace_slot)
     log.info(f"Collected {len(dialogues)} dialogues.")

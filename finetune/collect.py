@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 OPEN_QA = ROOT / "knowledge" / "open_qa.yml"
 GROUNDED = ROOT / "finetune" / "data" / "grounded.jsonl"
+# Replies reviewers rated good or corrected on the review page (`make review-export` writes it).
+REVIEWED = ROOT / "finetune" / "data" / "reviewed.jsonl"
 _PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 # Intents whose answers are not the assistant's open voice (set by rails or escalations).
 SKIP_INTENT_PREFIXES = ("guardrail_", "emergency")
@@ -121,6 +123,14 @@ def collect_grounded(path: Path = GROUNDED) -> List[Dialogue]:
     rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
     return [Dialogue(row["prompt"], row["answer"], f"grounded:{row['provenance']['corpus']}", question=row["question"])
             for row in rows]
+
+
+def collect_reviewed(path: Path = REVIEWED) -> List[Dialogue]:
+    """Open turns whose reply reviewers rated good, or corrected (``make review-export`` writes them)."""
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    return [Dialogue(row["question"], row["answer"], f"reviewed:{row['provenance']['rating']}") for row in rows]
 
 
 def _epoch(value: Optional[str]) -> Optional[float]:

@@ -31,8 +31,9 @@ sys.path.insert(0, str(ROOT))
 from components.action_server import TOKEN_ENV, SecretError, shared_secret  # noqa: E402
 VAR = ROOT / "var"
 TOKEN_FILE = VAR / "auth_token"
+REVIEW_SECRET_FILE = VAR / "review_secret"
 # Variables that may be unset: the channel then uses its default.
-OPTIONAL_VARS = {"SLACK_API_URL", "TELEGRAM_API_URL"}
+OPTIONAL_VARS = {"SLACK_API_URL", "TELEGRAM_API_URL", "REVIEW_DB_URL"}
 MAX_BODY_BYTES = 1024 * 1024
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -78,15 +79,20 @@ def endpoints_for(source: Path, actions_port: str) -> str:
     return text
 
 
+def kept_secret(env: Dict[str, str], name: str, path: Path) -> str:
+    """The variable ``name``, or the secret kept in ``path`` (created once, mode 0600)."""
+    if env.get(name):
+        return env[name]
+    VAR.mkdir(exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def auth_token(env: Dict[str, str]) -> str:
     """RASA_AUTH_TOKEN, or the one kept in var/auth_token (created once)."""
-    if env.get("RASA_AUTH_TOKEN"):
-        return env["RASA_AUTH_TOKEN"]
-    VAR.mkdir(exist_ok=True)
-    if not TOKEN_FILE.exists():
-        TOKEN_FILE.write_text(secrets.token_urlsafe(24) + "\n")
-        TOKEN_FILE.chmod(0o600)
-    return TOKEN_FILE.read_text().strip()
+    return kept_secret(env, "RASA_AUTH_TOKEN", TOKEN_FILE)
 
 
 def action_server_health(endpoints_text: str, timeout: float = 3.0) -> str:
@@ -133,6 +139,8 @@ def main() -> int:
 
     env = dict(os.environ)
     env["RASA_AUTH_TOKEN"] = auth_token(env)
+    # The reviewers' secret: their own, never the REST token (var/review_secret when unset).
+    env["REVIEW_SECRET"] = kept_secret(env, "REVIEW_SECRET", REVIEW_SECRET_FILE)
     env.setdefault("SANIC_REQUEST_MAX_SIZE", str(MAX_BODY_BYTES))
     try:
         env[TOKEN_ENV] = shared_secret(env, VAR / "action_token")
@@ -166,6 +174,8 @@ def main() -> int:
         print(f"Web chat:  {base}/webhooks/rest/chat#token={env['RASA_AUTH_TOKEN']}")
     print(f"REST:      curl -H 'Authorization: Bearer <token>' -d '{{\"sender\":\"me\",\"message\":\"hi\"}}' "
           f"{base}/webhooks/rest/webhook   (token: $RASA_AUTH_TOKEN or var/auth_token)")
+    if any(c.endswith("ReviewInput") for c in active):
+        print(f"Review:    {base}/webhooks/review/  (reviewers sign in with $REVIEW_SECRET or var/review_secret)")
     print(f"Status:    curl '{base}/status?token=<token>'", flush=True)
     command = [
         str(Path(sys.executable).parent / "rasa"), "run", "--enable-api", "-i", args.host, "-p", str(args.port),

@@ -216,9 +216,27 @@ def open_qa_rows(path: Path = ROOT / "knowledge" / "open_qa.yml") -> List[Row]:
             for e in entries if isinstance(e, dict) and e.get("question")]
 
 
+def reviewed_rows(path: Optional[Path] = None) -> List[Row]:
+    """Reviewers' verdicts on the rails (``make review-export``): a miss is a positive of the
+    rail's head, a false alarm a negative (a look-alike). The project's own rows: always
+    trained on, in no held-out split."""
+    path = path or DATA_DIR / "reviewed.tsv"
+    if not path.exists():
+        return []
+    rows = []
+    for head, target, reviewer, text in (line.split("\t", 3) for line in path.read_text("utf-8").splitlines()
+                                         if line.strip() and not line.startswith("#")):
+        if head not in HEADS:
+            continue
+        targets: Dict[str, Optional[int]] = {h: None for h in HEADS}
+        targets[head] = int(target)
+        rows.append(Row(text, f"project:reviewed:{reviewer}", PROJECT, targets, hard_negative=target == "0"))
+    return rows
+
+
 def project_rows() -> List[Row]:
     """The project's own examples (always trained on; measured separately)."""
-    rows = nlu_rows() + open_qa_rows()
+    rows = nlu_rows() + open_qa_rows() + reviewed_rows()
     for name in ("emergency.tsv", "emergency_contexts.tsv"):
         for kind, text in read_tsv(name):
             rows.append(Row(text, f"project:{name[:-4]}", PROJECT, {
