@@ -41,6 +41,9 @@ HTTP_TIMEOUT_S = 120
 TEST_TOKEN = "test-token-0123456789abcdef"
 # The action server's shared secret in tests (ACTION_SERVER_TOKEN for both sides).
 ACTIONS_TOKEN = "test-actions-secret-0123456789"
+# The review page's secret in tests: its own, never the REST token.
+REVIEW_SECRET = "test-review-secret-0123456789"
+REVIEW_CHANNEL = "components.channels.review.ReviewInput"
 MAX_BODY_BYTES = 1024 * 1024
 
 

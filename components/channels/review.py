@@ -41,7 +41,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from components.channels.common import json_body
-from components.review.store import (FILTERS, ReviewError, ReviewStore, check_key, check_rating,
+from components.review.store import (DEFAULT_DB, FILTERS, ReviewError, ReviewStore, check_key, check_rating,
                                      sql_tracker_store)
 from components.review.turns import turns
 
@@ -53,12 +53,19 @@ SESSION_COOKIE = "review_session"
 SESSION_S = 12 * 3600
 MAX_BODY = 16 * 1024
 MAX_REVIEWER = 64
-DEFAULT_DB = "sqlite:///var/review.db"
 _REVIEWER = re.compile(r"^[\w .@'-]{1,64}$", re.UNICODE)
 HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
            "X-Frame-Options": "DENY"}
 PAGE_HEADERS = {**HEADERS, "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
                 "frame-ancestors 'none'; form-action 'self'"}
+
+
+def rail_names() -> List[str]:
+    """Every rail a turn can show: the registry's and the emergency detector's."""
+    from components.emergency import CLASSIFIER_RAIL, INTENT_RAIL, PATTERN_RAIL, WORDS_RAIL
+    from components.guardrails.registry import RAILS
+
+    return sorted(set(RAILS) | {PATTERN_RAIL, WORDS_RAIL, CLASSIFIER_RAIL, INTENT_RAIL})
 
 
 def _sign(secret: str, text: str) -> str:
@@ -161,10 +168,8 @@ class ReviewInput(InputChannel):
     @staticmethod
     def choices(request: Request) -> Dict[str, List[str]]:
         """What a rating may name: the domain's intents, the rails."""
-        from components.guardrails.registry import RAILS
-
         domain = request.app.ctx.agent.domain
-        return {"intents": sorted(str(i) for i in (domain.intents if domain else [])), "rails": sorted(RAILS)}
+        return {"intents": sorted(str(i) for i in (domain.intents if domain else [])), "rails": rail_names()}
 
     # -- routes ----------------------------------------------------------------------------
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:

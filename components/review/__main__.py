@@ -26,7 +26,7 @@ def configured_db(credentials: Path) -> str:
     """The review channel's ``db`` from credentials.yml (``${VAR}`` expanded; unset: the default)."""
     import yaml
 
-    from components.channels.review import DEFAULT_DB
+    from components.review.store import DEFAULT_DB
 
     if not credentials.exists():
         return DEFAULT_DB

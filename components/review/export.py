@@ -32,7 +32,10 @@ RAIL_HEADS = {
     "hateful_classifier": "hateful",
     "medical_advice_classifier": "medical_advice", "medical_advice": "medical_advice",
     "emergency_classifier": "emergency", "emergency_classifier_strict": "emergency", "emergency": "emergency",
+    "emergency_words": "emergency",
 }
+# Rails that are the NLU's intent: a reviewer corrects the turn's intent instead (the NLU file trains it).
+INTENT_RAILS = {"emergency_intent"}
 NOT_AN_EXAMPLE_INTENTS = ("guardrail_",)  # set by InputRails when a rail fires; they have no NLU examples
 
 
@@ -176,7 +179,9 @@ def guard_rows(rows: List[Dict[str, Any]], outcome: Outcome) -> List[Tuple[str, 
         what = f"{_turn_key(row)} {row['rail']} {row['rating']}"
         head = RAIL_HEADS.get(row["rail"])
         text = " ".join(str(row["user_text"] or "").split())
-        if head is None:
+        if row["rail"] in INTENT_RAILS:
+            outcome.skip(what, "the NLU's intent: correct the turn's intent instead (data/nlu/reviewed.yml)")
+        elif head is None:
             outcome.skip(what, f"'{row['rail']}' checks replies or has no learned head; fix its pattern or list")
         elif not text or PLACEHOLDER.search(text):
             outcome.skip(what, "no user text, or a redacted one")

@@ -30,6 +30,7 @@ RAIL_RATINGS = ("correct", "false_alarm", "missed")
 # target -> the ratings it takes ("intent" takes an intent of the domain instead)
 TARGETS = {"reply": REPLY_RATINGS, "rail": RAIL_RATINGS, "intent": ()}
 MAX_TEXT = 2000
+DEFAULT_DB = "sqlite:///var/review.db"  # the review channel's `db` when credentials.yml names none
 FILTERS = ("model", "rail", "emergency", "triage", "low_confidence", "replaced", "failed_action", "unreviewed")
 
 metadata = sa.MetaData()

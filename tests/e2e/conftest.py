@@ -6,12 +6,14 @@ from typing import Iterator
 
 import pytest
 
-from tests.harness import MODEL, Servers, running_servers
+from tests.harness import MODEL, REVIEW_CHANNEL, REVIEW_SECRET, Servers, running_servers
 
 
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     if not MODEL.exists():
         pytest.fail(f"{MODEL} is missing: run `make train` first (make test does).")
-    with running_servers(tmp_path_factory.mktemp("e2e")) as running:
+    work = tmp_path_factory.mktemp("e2e")
+    review = {REVIEW_CHANNEL: {"secret": REVIEW_SECRET, "db": f"sqlite:///{work / 'review.db'}"}}
+    with running_servers(work, channels=review) as running:
         yield running

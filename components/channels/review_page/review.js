@@ -142,7 +142,8 @@
 
   function renderTurn(turn, index) {
     const turnNo = index + 1;
-    const card = el("article", {className: "turn" + (index === state.turn ? " selected" : ""), dataset: {turn: turnNo},
+    const card = el("article", {className: "turn" + (index === state.turn ? " selected" : ""),
+      dataset: {turn: turnNo, outcome: (turn.llm || {}).outcome || ""},
       ariaLabel: "Turn " + turnNo});
     card.appendChild(el("h3", {text: "Turn " + turnNo}));
     card.appendChild(el("p", {className: "user", text: turn.user || ""}));
