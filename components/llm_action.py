@@ -246,7 +246,7 @@ class ActionLLMResponse(Action):
 
         rails = await loop.run_in_executor(
             _RAILS_EXECUTOR, plugin.guardrails.check_output, generation.text, message.get("text") or "",
-            plugin.generation.system_prompt, decision.passages,
+            plugin.generation.system_prompt, decision.passages, emergency.triage_answered(message),
         )
         trace.update(
             backend=plugin.generation.backend,

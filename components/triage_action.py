@@ -38,6 +38,10 @@ NO = re.compile(r"^\W*(n|no|nope|nah|not really|not now|it isn'?t|it'?s not|it i
 UNCLEAR = re.compile(r"\b(not sure|unsure|maybe|perhaps|possibly|i (do ?n'?t|dont) know|idk|dunno|"
                      r"kind of|sort of|i think so|might be|could be)\b", re.I)
 AFFIRM, DENY = "affirm", "deny"
+# Intents a message answered "no" is never replayed with, and the confidence the next-best intent
+# needs to be replayed with (below it, the open-ended turn: config.yml's FallbackClassifier threshold).
+NOT_REPLAYED = (emergency.TRIAGE_INTENT, emergency.INTENT)
+REPLAY_MIN_CONFIDENCE = 0.4
 REQUESTED_SLOT = "requested_slot"
 
 
@@ -120,10 +124,14 @@ def _original_message(tracker: Tracker) -> Optional[Dict[str, Any]]:
     check = dict(parse.get(emergency.CHECK_KEY) or {})
     check[emergency.TRIAGE_ANSWER_KEY] = "no"
     parse[emergency.CHECK_KEY] = check
-    if (parse.get("intent") or {}).get("name") == emergency.TRIAGE_INTENT:
-        ranking = [r for r in parse.get("intent_ranking") or [] if r.get("name") != emergency.TRIAGE_INTENT]
+    # The user said no: neither the question's intent nor the emergency intent is what they asked
+    # (replayed as "emergency", the NLU's own guess, it escalated after a "no": found on the review page).
+    if (parse.get("intent") or {}).get("name") in NOT_REPLAYED:
+        ranking = [r for r in parse.get("intent_ranking") or [] if r.get("name") not in NOT_REPLAYED]
         wanted = check.get("original_intent")
         restored = next((r for r in ranking if r.get("name") == wanted), None) or (ranking[0] if ranking else None)
+        if restored is not None and float(restored.get("confidence") or 0.0) < REPLAY_MIN_CONFIDENCE:
+            restored = None
         parse["intent"] = dict(restored or {"name": "nlu_fallback", "confidence": 1.0})
         parse["intent_ranking"] = ranking
         parse["entities"] = [e for e in parse.get("entities") or [] if e.get("entity") != emergency.ENTITY]

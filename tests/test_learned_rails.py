@@ -187,6 +187,11 @@ def test_the_reply_is_judged_with_the_users_message(rails):
     assert ignored.decisive is not None and ignored.decisive.rail == "ignored_emergency"
     escalated = rails.check_output("Please call your local emergency number right away.", crisis)
     assert escalated.decisive is None
+    # the user already said "no" to the triage question about this very message: not an ignored emergency
+    walk = "I just got back from a long walk with my dog"
+    answered = rails.check_output("That sounds lovely! How was it?", walk, emergency_denied=True)
+    assert not answered.verdict("ignored_emergency").triggered
+    assert "triage answer 'no'" in answered.verdict("ignored_emergency").reason
     ordinary = rails.check_output("Rainbows form when sunlight is refracted in raindrops.", "how do rainbows form")
     assert ordinary.decisive is None
     # a hateful reply to an innocent question is replaced too (the hateful head on the reply)

@@ -117,6 +117,26 @@ async def test_no_replays_the_original_message_with_its_own_intent():
     assert emergency.triage_answered(parse)
 
 
+@pytest.mark.parametrize("ranking, expected", [
+    ([{"name": "emergency", "confidence": 0.95}, {"name": "chitchat", "confidence": 0.6}], "chitchat"),
+    ([{"name": "emergency", "confidence": 0.95}, {"name": "symptom_info", "confidence": 0.1}], "nlu_fallback"),
+    ([{"name": "emergency", "confidence": 0.95}], "nlu_fallback"),
+])
+async def test_no_never_replays_the_message_as_an_emergency(ranking, expected):
+    """The NLU's own 'emergency' (the tier was moderate) is not what the user asked once they said no."""
+    walk = {"event": "user", "text": "I just got back from a long walk with my dog",
+            "parse_data": {"text": "I just got back from a long walk with my dog",
+                           "intent": {"name": "emergency_triage", "confidence": 1.0},
+                           "intent_ranking": [{"name": "emergency_triage", "confidence": 1.0}, *ranking],
+                           "entities": [{"entity": "emergency_type", "value": "medical"}],
+                           "emergency_check": {"tier": "moderate", "original_intent": "emergency"}}}
+    tracker, _ = _tracker("no", "deny", slot="medical", earlier=walk)
+    events = await ActionEmergencyTriage().run(CollectingDispatcher(), tracker, {})
+    parse = events[3]["parse_data"]
+    assert parse["intent"]["name"] == expected and parse["entities"] == []
+    assert {r["name"] for r in parse["intent_ranking"]}.isdisjoint({"emergency", "emergency_triage"})
+
+
 async def test_another_request_closes_the_question_and_is_handled():
     tracker, _ = _tracker("what are your opening hours", "ask_opening_hours", slot="medical", earlier=TRIAGED)
     events = await ActionEmergencyTriage().run(CollectingDispatcher(), tracker, {})

@@ -94,11 +94,13 @@ class Guardrails:
         return self._run(self._passage[document], RailContext(text=text))
 
     def check_output(self, reply: str, user_text: str = "", system_prompt: str = "",
-                     passages: Optional[Sequence[str]] = None) -> RailsRecord:
+                     passages: Optional[Sequence[str]] = None, emergency_denied: bool = False) -> RailsRecord:
         """Runs the output rails; the first fired rail decides. ``passages``: what a
-        grounded reply must rest on (``ungrounded`` checks it; None: not grounded)."""
+        grounded reply must rest on (``ungrounded`` checks it; None: not grounded).
+        ``emergency_denied``: the user said "no" to the triage question about ``user_text``."""
         context = RailContext(text=reply, user_text=user_text, system_prompt=system_prompt,
-                              passages=None if passages is None else tuple(passages))
+                              passages=None if passages is None else tuple(passages),
+                              emergency_denied=emergency_denied)
         return self._run(self._output, context)
 
     @staticmethod

@@ -69,6 +69,8 @@ class RailContext:
         passages: output side: the retrieved passages the reply must rest on;
             ``()`` for a reply with none (chit-chat), ``None`` when the reply
             is not checked for grounding.
+        emergency_denied: output side: the user answered "no" to the triage question
+            about ``user_text`` (it is not happening now).
     """
 
     text: str
@@ -76,3 +78,4 @@ class RailContext:
     system_prompt: str = ""
     history: Tuple[str, ...] = ()
     passages: Optional[Tuple[str, ...]] = None
+    emergency_denied: bool = False

@@ -135,3 +135,26 @@ def test_an_emergency_inside_a_form_that_also_fills_its_slot_escalates(servers):
     replies = servers.texts(sender, "10008, and my husband just collapsed and isn't breathing")
     assert replies[0].startswith(EMERGENCY), replies
     assert not servers.tracker(sender)["active_loop"].get("name")
+
+
+def test_no_is_never_answered_with_the_escalation_it_denied(servers):
+    """A moderate signal whose NLU intent was 'emergency': after "no" the message is an ordinary
+    turn (replayed as 'emergency' it used to escalate anyway; found on the review page)."""
+    def nlu_said_emergency(text: str) -> bool:
+        parse = requests.post(f"{servers.rasa_url}/model/parse", params={"token": servers.token},
+                              json={"text": text}, timeout=HTTP_TIMEOUT_S).json()
+        check = parse.get("emergency_check") or {}
+        return check.get("tier") == "moderate" and check.get("original_intent") == "emergency"
+
+    candidates = ["I just got back from a long walk with my dog", "there was a car accident outside",
+                  *FEELINGS]
+    found = [t for t in candidates if nlu_said_emergency(t)]
+    assert found, f"no candidate is a moderate signal the NLU calls 'emergency' any more: {candidates}"
+    sender = "e2e-triage-no-emergency-intent"
+    [question] = servers.texts(sender, found[0])
+    assert question.startswith(TRIAGE)
+    replies = servers.texts(sender, "no")
+    assert replies and not any(EMERGENCY in r or TRIAGE in r for r in replies), replies
+    tracker = servers.tracker(sender)
+    assert tracker["latest_message"]["intent"]["name"] not in ("emergency", "emergency_triage")
+    assert tracker["latest_message"]["emergency_check"]["triage_answer"] == "no"

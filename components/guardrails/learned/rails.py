@@ -153,8 +153,12 @@ class IgnoredEmergencyRail(_OutputRail):
     """The user's message states an emergency and the reply does not escalate."""
 
     def judge(self, context: RailContext, scores: Dict[str, np.ndarray]) -> Verdict:
-        """Fires when the user's message scores as an emergency and the reply has no escalation."""
+        """Fires when the user's message scores as an emergency and the reply has no escalation,
+        unless the user already said "no" to the triage question about that message."""
         score = float(scores[EMERGENCY][1])
+        if context.emergency_denied:
+            return Verdict(self.name, False, "the user said it is not happening now (triage answer 'no')",
+                           source=MODEL, score=score, threshold=self.threshold)
         if score >= self.threshold and not ESCALATION.search(context.text):
             kind = "self_harm" if float(scores[SELF_HARM][1]) >= self.heads.thresholds[SELF_HARM] else "medical"
             return Verdict(self.name, True, f"user message emergency score {score:.2f} >= {self.threshold:.2f} "
