@@ -162,6 +162,7 @@ llm-server: $(LLM_STAMP) $(MODEL_FILE) ## Serve the default GGUF over an OpenAI-
 
 bench: train llm-server-env ## Latency, throughput and cost side by side: results/bench.json + a table
 	$(BIN)/python -m benchmarks.bench --json results/bench.json $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.review_bench --json results/review_bench.json
 
 soak: train services ## Soak: 50 concurrent conversations x 20 turns over REST, SQLite and PostgreSQL+Redis; results/soak/
 	$(BIN)/python -m benchmarks.soak --out results/soak $(SOAK_ARGS)

@@ -90,3 +90,20 @@ def test_soak_plans_have_the_asked_length_one_llm_turn_and_whole_forms():
     assert conversation(random.Random(3), 20, 1) == conversation(random.Random(3), 20, 1)  # seeded
     assert percentiles([]) == {"n": 0, "p50": None, "p95": None, "p99": None}
     assert percentiles([1.0, 2.0, 3.0])["p50"] == 2.0
+
+
+def test_the_review_bench_fills_the_store_indexes_it_and_reports(tmp_path, monkeypatch):
+    import json
+    import sys
+
+    from benchmarks import review_bench
+
+    out = tmp_path / "review_bench.json"
+    monkeypatch.setattr(sys, "argv", ["review_bench", "--no-http", "--conversations", "40", "--json", str(out)])
+    assert review_bench.main() == 0
+    report = json.loads(out.read_text())
+    assert report["conversations"] == 40 and report["in_process"]["indexed"] == 40
+    assert report["events"] > 40 * 9  # 4-8 turns of 2+ events each, plus the first listen
+    for key in ("first_page", "model_filter", "one_conversation"):
+        assert set(report["in_process"][key]) == {"p50_ms", "p95_ms", "max_ms"}
+    assert report["command"].startswith("python -m benchmarks.review_bench")
