@@ -306,8 +306,12 @@ def running_scale_profile(work: Path, model: Path = MODEL, rasa_count: int = 2,
            "RABBITMQ_PASSWORD": RABBIT["password"], "RABBITMQ_QUEUE": queue}
     endpoints = (ROOT / "endpoints.scale.yml").read_text().replace("${ACTION_SERVER_URL}", "{actions_url}")
     endpoints = endpoints.replace("key_prefix: assistant", f"key_prefix: assistant{run}")
+    # The review page's ratings in the same PostgreSQL database, in tables of their own.
+    review_db = f"postgresql://{PG['user']}:{PG['password']}@{PG['host']}:{PG['port']}/{db}"
+    channels = {REVIEW_CHANNEL: {"secret": REVIEW_SECRET, "db": review_db}}
     try:
-        with running_servers(work, model, endpoints=endpoints, rasa_count=rasa_count, env=env) as servers:
+        with running_servers(work, model, endpoints=endpoints, rasa_count=rasa_count, env=env,
+                             channels=channels) as servers:
             yield {"servers": servers, "db": db, "queue": queue}
     finally:
         _pg_admin(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")

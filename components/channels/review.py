@@ -37,6 +37,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.shared.exceptions import RasaException
 from sanic import Blueprint, response
+from sqlalchemy.exc import SQLAlchemyError
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
@@ -183,6 +184,11 @@ class ReviewInput(InputChannel):
 
         def error(message: str, status: int = 400) -> HTTPResponse:
             return response.json({"error": message}, status=status, headers=HEADERS)
+
+        @review.exception(SQLAlchemyError)
+        async def database_failed(_: Request, problem: Exception) -> HTTPResponse:
+            logger.error("review page: the ratings or tracker database failed: %s", problem)
+            return error("the review database is not answering; try again in a moment", 503)
 
         @review.route("/", methods=["GET"])
         async def page(request: Request) -> HTTPResponse:

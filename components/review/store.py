@@ -116,7 +116,16 @@ class ReviewStore:
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
         self.engine = sa.create_engine(url, pool_pre_ping=True, future=True)
-        metadata.create_all(self.engine)
+        for attempt in range(3):
+            try:
+                metadata.create_all(self.engine)
+                break
+            except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
+                # Several processes creating the tables at once (scaled out): one wins, the
+                # others find them on the next look.
+                if attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     # -- the conversation index ------------------------------------------------------------
     def sync(self, events_engine: Any, table: str = "events", progress: bool = False) -> int:
@@ -134,7 +143,13 @@ class ReviewStore:
             newest = max(changed.values())
             started = time.monotonic()
             rows = self._summaries(source, events, sorted(changed), progress)
-        self._save_summaries(rows, table, newest)
+        try:
+            self._save_summaries(rows, table, newest)
+        except sa.exc.IntegrityError:
+            # Another process (scaled out: several `rasa run` on one database) saved the same
+            # conversations a moment earlier; its rows are as current as these.
+            logger.info("review index: another process indexed the same conversations; keeping its rows")
+            return 0
         logger.info("review index: %d conversation(s) read from the tracker store in %.1f s",
                     len(rows), time.monotonic() - started)
         return len(rows)

@@ -94,3 +94,38 @@ def test_events_reach_the_rabbitmq_queue_and_pii_stays_out_of_postgresql(scaled)
     assert {m["sender_id"] for m in published} >= {"scale-alternating", "scale-concurrent", user}
     [stored] = [e for e in stored_events(scaled["db"], user) if e["event"] == "user"]
     assert stored["text"] == "hi, my email is [EMAIL]"
+
+
+def test_the_review_page_reads_postgresql_and_both_processes_share_the_ratings(scaled):
+    """The review channel on the scaled profile: conversations from the PostgreSQL tracker
+    store, ratings in their own tables of the same database, seen by either process."""
+    import requests
+
+    from tests.harness import REVIEW_SECRET
+
+    servers: Servers = scaled["servers"]
+    first, second = servers.rasa_urls
+    sender = "scale-review"
+    requests.post(f"{first}/webhooks/rest/webhook", json={"sender": sender, "message": "hi"},
+                  headers=servers.auth, timeout=120).raise_for_status()
+    script = {"Authorization": f"Bearer {REVIEW_SECRET}", "X-Reviewer": "pg reviewer"}
+
+    def listed(url: str) -> List[str]:
+        with ThreadPoolExecutor(4) as pool:  # both processes index at once: neither may fail
+            answers = list(pool.map(lambda u: requests.get(f"{u}/webhooks/review/api/conversations",
+                                                           headers=script, timeout=60), [url, url, first, second]))
+        assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+        return [c["sender_id"] for c in answers[0].json()["conversations"]]
+
+    assert sender in listed(first) and sender in listed(second)
+    events_before = len(stored_events(scaled["db"], sender))
+    rating = {"conversation_id": sender, "turn": 1, "target": "reply", "rating": "good"}
+    assert requests.post(f"{first}/webhooks/review/api/ratings", json=rating, headers=script, timeout=60).ok
+    seen = requests.get(f"{second}/webhooks/review/api/conversations/{sender}", headers=script, timeout=60).json()
+    assert [(r["reviewer"], r["rating"]) for r in seen["ratings"]] == [("pg reviewer", "good")]
+    conn = psycopg2.connect(dbname=scaled["db"], **PG)
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM review_ratings WHERE conversation_id = %s", (sender,))
+        assert cursor.fetchone()[0] == 1
+    conn.close()
+    assert len(stored_events(scaled["db"], sender)) == events_before  # the tracker store is only read
