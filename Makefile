@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell scripts/find_python.sh)
 VENV := .venv
 BIN := $(VENV)/bin
-REQ_HASH := $(shell cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -c1-16)
+REQ_HASH := $(shell cat requirements.txt requirements-dev.txt constraints.txt pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 MODEL_FILE := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
 # The sentence encoder's two derived files (its GGUF for llama.cpp, its ONNX export for ONNX Runtime).
@@ -30,17 +30,19 @@ export TRANSFORMERS_OFFLINE := 1
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no Python 3.10 found" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==24.2
 	@$(MAKE) --no-print-directory llama-wheel
 	$(BIN)/pip install --disable-pip-version-check --find-links .cache/wheels -r requirements-dev.txt -c constraints.txt
+	@# the plugin itself, the way a user installs it (editable here: components/ is its source)
+	$(BIN)/pip install --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-install: $(STAMP) ## Create .venv with Python 3.10 and install the pinned dependencies
+install: $(STAMP) ## Create .venv with Python 3.10, the pinned dependencies and the plugin (rasa_safe_hybrid, editable)
 
 # llama-cpp-python is a source distribution: built once (llama.cpp's library only,
 # no multimodal part), kept in .cache/wheels for .venv and .venv-llm alike.
@@ -72,12 +74,12 @@ $(ENCODER) &: scripts/fetch_model.py | $(STAMP)
 	@touch $(ENCODER)
 
 $(WARM_STAMP): $(MODEL_FILE) $(ENCODER) config.yml
-	$(BIN)/python scripts/warm_model.py
+	$(BIN)/python -m rasa_safe_hybrid warm
 	@mkdir -p .cache/converted && rm -f .cache/converted/.warm-*
 	@touch $@
 
 $(INDEX): $(ENCODER) $(KNOWLEDGE_FILES) | install
-	$(BIN)/python -m components.retrieval --no-corpora
+	$(BIN)/python -m rasa_safe_hybrid.retrieval --no-corpora
 
 index: install $(ENCODER) ## Build the knowledge index (knowledge/, knowledge/documents/, the reference corpora)
 	scripts/corpora.sh
@@ -171,7 +173,7 @@ eval-rails: train ## Measure the rails on held-out sources, dev sets, paraphrase
 	$(BIN)/python -m benchmarks.rails_eval --out results/rails
 
 train-guards: setup ## Retrain the learned rails' heads from ../shared/datasets/safety_train (+ baselines)
-	$(BIN)/python -m components.guardrails.learned.train --compare
+	$(BIN)/python -m finetune.guards --compare
 
 finetune: setup ## Fine-tune the response model on the project's data (+ FINETUNE_ARGS), promote if rails hold
 	$(BIN)/python -m finetune $(FINETUNE_ARGS)
@@ -184,7 +186,7 @@ review-fill: ## Replay conversations over REST so the review page has something 
 	$(BIN)/python scripts/replay.py $(FILE) $(REPLAY_ARGS)
 
 review-export: ## Reviewers' ratings -> data/nlu/reviewed.yml, tests/reviewed_stories.yml, finetune/data/reviewed.jsonl, guard rows
-	$(BIN)/python -m components.review export
+	$(BIN)/python -m rasa_safe_hybrid.review export
 
 clean: stop ## Remove trained models, results and runtime files (keeps .venv and .cache)
 	rm -rf models results var .pytest_cache

@@ -17,7 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import knowledge
-from components import emergency
+from rasa_safe_hybrid import emergency
 from actions.common import join_list, latest_entity, reset_slots, slot_or_entity, stop_active_loop
 from actions.store import get_store
 from actions.validation import clean_text, validated_name

@@ -7,7 +7,7 @@ The questions are ``benchmarks/data/answer_quality.yml`` (answerable, partly
 answerable, unanswerable, health). Two levels:
 
 1. retrieval (seconds): for each question the retrieval decision of the LLM
-   turn (``components.retrieval.answer.decide``). The score threshold is
+   turn (``rasa_safe_hybrid.retrieval.answer.decide``). The score threshold is
    calibrated on the even-numbered answerable + unanswerable questions
    (highest balanced accuracy of "right passage" vs "abstain") and reported on
    the odd-numbered ones, which the threshold never saw; the configured
@@ -35,9 +35,9 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import yaml
 
-from components.config import load_plugin_config
-from components.retrieval.answer import decide
-from components.retrieval.settings import RetrievalSettings
+from rasa_safe_hybrid.config import load_plugin_config
+from rasa_safe_hybrid.retrieval.answer import decide
+from rasa_safe_hybrid.retrieval.settings import RetrievalSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "benchmarks" / "data" / "answer_quality.yml"
@@ -108,7 +108,7 @@ def answer_section(config: Path, questions: Dict[str, List[Dict[str, Any]]], sam
     from rasa_sdk.executor import CollectingDispatcher
     from tqdm import tqdm
 
-    from components.llm_action import ActionLLMResponse
+    from rasa_safe_hybrid.actions.llm_action import ActionLLMResponse
 
     os.environ["ASSISTANT_RASA_CONFIG"] = str(config)
     action = ActionLLMResponse()

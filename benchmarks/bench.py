@@ -42,8 +42,8 @@ from tests.harness import MODEL, ROOT, TEST_TOKEN, Servers, running_servers
 INTENT_TEXT = "where is my order 10002"
 LLM_PROMPTS = ["why is the sky blue?", "how do rainbows form?", "tell me a fun fact", "how do bees make honey?",
                "hello, how are you today?", "can you give me some study tips?"]
-BASELINE_DROP = ("components.emergency_detector.EmergencyDetector", "components.input_rails.InputRails",
-                 "components.llm_response_policy.LLMResponsePolicy")
+BASELINE_DROP = ("rasa_safe_hybrid.nlu.emergency_detector.EmergencyDetector", "rasa_safe_hybrid.nlu.input_rails.InputRails",
+                 "rasa_safe_hybrid.policies.llm_response_policy.LLMResponsePolicy")
 MAX_RUN_S = 300
 
 
@@ -198,7 +198,7 @@ def _speed(generator: Any, prompts: List[str]) -> Dict[str, Any]:
 
 def _first_token_s(generator: Any, prompt: str) -> float:
     """Time to the first token: a generation limited to one new token (prompt processing + one step)."""
-    from components.generation import get_generator
+    from rasa_safe_hybrid.generation import get_generator
 
     one = get_generator(generator.settings.with_overrides(max_new_tokens=1))
     return one.generate([], prompt).latency_s
@@ -212,8 +212,8 @@ def llm_speed(n_prompts: int) -> Dict[str, Any]:
     llama.cpp's OpenAI-compatible server (``.venv-llm``, 2 threads) reached by the
     ``openai`` backend over loopback, when that venv exists.
     """
-    from components.config import load_plugin_config
-    from components.generation import get_generator
+    from rasa_safe_hybrid.config import load_plugin_config
+    from rasa_safe_hybrid.generation import get_generator
 
     settings = load_plugin_config(ROOT / "config.yml").generation
     prompts = LLM_PROMPTS[:n_prompts]

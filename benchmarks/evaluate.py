@@ -171,9 +171,9 @@ def response_quality(models: List[str], smoke: bool) -> List[Dict[str, Any]]:
     not reported for a remote (``openai``) model.
     """
     from benchmarks import quality
-    from components.config import load_plugin_config
-    from components.generation.factory import get_generator
-    from components.generation.settings import OPENAI, TRANSFORMERS
+    from rasa_safe_hybrid.config import load_plugin_config
+    from rasa_safe_hybrid.generation.factory import get_generator
+    from rasa_safe_hybrid.generation.settings import OPENAI, TRANSFORMERS
 
     plugin = load_plugin_config(ROOT / "config.yml")
     pairs = quality.load_references()[: 4 if smoke else None]
@@ -346,8 +346,8 @@ def main() -> int:
             report["small_talk"] = small_talk_eval.evaluate(args.out / "small_talk")
         if "human" not in args.skip:
             print("== human evaluation (ratings from the review page) ==", flush=True)
-            from components.review.__main__ import configured_db
-            from components.review.store import ReviewStore
+            from rasa_safe_hybrid.review.__main__ import configured_db
+            from rasa_safe_hybrid.review.store import ReviewStore
 
             report["human"] = human_eval.evaluate(ReviewStore(configured_db(ROOT / "credentials.yml"))
                                                   .list_ratings(), args.out / "human")

@@ -50,7 +50,7 @@ def _ratio(numerator: int, denominator: int) -> Optional[float]:
 
 def evaluate(rows: List[Dict[str, Any]], out: Optional[Path] = None) -> Dict[str, Any]:
     """The human-evaluation figures from the ratings (``ReviewStore.list_ratings()``)."""
-    from components.review.store import RAIL_RATINGS, REPLY_RATINGS
+    from rasa_safe_hybrid.review.store import RAIL_RATINGS, REPLY_RATINGS
 
     model = Counter(r["rating"] for r in rows if r["target"] == "reply" and r["llm_outcome"] == "sent")
     every_reply = Counter(r["rating"] for r in rows if r["target"] == "reply")
@@ -150,8 +150,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from components.review.__main__ import configured_db
-    from components.review.store import ReviewStore
+    from rasa_safe_hybrid.review.__main__ import configured_db
+    from rasa_safe_hybrid.review.store import ReviewStore
 
     db = args.db or configured_db(ROOT / "credentials.yml")
     report = evaluate(ReviewStore(db).list_ratings(), args.out)

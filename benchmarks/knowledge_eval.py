@@ -33,8 +33,8 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import yaml
 
-from components.config import load_plugin_config
-from components.retrieval.answer import ABSTAIN, decide
+from rasa_safe_hybrid.config import load_plugin_config
+from rasa_safe_hybrid.retrieval.answer import ABSTAIN, decide
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "benchmarks" / "data" / "knowledge_questions.yml"

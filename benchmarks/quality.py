@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from components.generation import build_messages
+from rasa_safe_hybrid.generation import build_messages
 from finetune.metrics import corpus_bleu, perplexity as reply_perplexity, rouge_l, tokenize
 
 __all__ = ["corpus_bleu", "evaluate", "load_references", "perplexity", "rouge_l", "tokenize"]

@@ -54,7 +54,7 @@ PII_TYPE_MAP = {
 
 def _guardrails():
     """The rails of the assistant's config.yml (what a user's messages go through)."""
-    from components.config import load_plugin_config
+    from rasa_safe_hybrid.config import load_plugin_config
 
     return load_plugin_config(ROOT / "config.yml").guardrails
 
@@ -98,7 +98,7 @@ def safe_texts(path: Path = SAFE_PROMPTS) -> List[str]:
 def pii_recall(shared: Path) -> Dict[str, Dict[str, float]]:
     """Span recall per PII type on pii_dev: a span counts as found when a
     detected span of the same type overlaps it."""
-    from components.guardrails import pii
+    from rasa_safe_hybrid.guardrails import pii
 
     data = json.loads((shared / "pii_dev" / "synth_dataset_v2.json").read_text("utf-8"))
     hits: Counter = Counter()
@@ -129,7 +129,7 @@ def held_out_sources(shared: Path, out: Path) -> Dict[str, object]:
     """Leave-group-out results of the learned heads, and their ROC curves in roc.png."""
     import numpy as np
 
-    from components.guardrails.learned import train
+    from finetune import guards as train
 
     rows = train.safety_rows(shared) + train.project_rows()
     features = train.embed([r.text for r in rows], train.DEFAULT_ENCODER, progress=True)
@@ -149,7 +149,7 @@ def roc_points(scores, targets) -> Dict[str, object]:
     """False- and true-positive rates over 50 thresholds, and the AUROC."""
     import numpy as np
 
-    from components.guardrails.learned.train import auroc
+    from finetune.guards import auroc
 
     thresholds = np.linspace(0, 1, 51)
     positives, negatives = scores[targets == 1], scores[targets == 0]
@@ -190,7 +190,7 @@ def paraphrases(paths: Sequence[Path] = tuple(PARAPHRASE_BATCHES)) -> List[str]:
 def emergencies() -> Dict[str, object]:
     """Held-out paraphrases escalated (strong tier) or triaged (moderate tier: the question carries
     the emergency number, "yes" escalates) by the NLU-side signals and by the check before generation."""
-    from components.emergency_detector import EmergencyDetector
+    from rasa_safe_hybrid.nlu.emergency_detector import EmergencyDetector
 
     detector = EmergencyDetector(EmergencyDetector.get_default_config())
     signal = detector.signal
@@ -290,7 +290,7 @@ def ordinary_requests(shared: Path, guardrails=None, every: int = 1) -> Dict[str
     by the emergency signal (patterns and classifier, without the NLU intent); refused before
     generation; per dataset. ``every``: only every n-th text (a quicker sample for the tests)."""
     from benchmarks.routing import load_banking, load_clinc
-    from components.config import load_plugin_config
+    from rasa_safe_hybrid.config import load_plugin_config
 
     plugin = load_plugin_config(ROOT / "config.yml")
     guardrails = guardrails or plugin.guardrails
@@ -329,10 +329,10 @@ def turn_latency(texts: List[str], reply: str = "Sure, here is a short answer ab
                  combined: bool = False) -> Dict:
     """All rails of one turn: NLU side (emergency detector + input rails), LLM side
     (check before generation + output rails), in milliseconds; ``combined``: their sum."""
-    from components.emergency_detector import EmergencyDetector
+    from rasa_safe_hybrid.nlu.emergency_detector import EmergencyDetector
     from rasa.shared.nlu.training_data.message import Message
 
-    from components.embeddings import get_encoder
+    from rasa_safe_hybrid.embeddings import get_encoder
 
     detector = EmergencyDetector(EmergencyDetector.get_default_config())
     guardrails = _guardrails()
@@ -361,7 +361,7 @@ def turn_latency(texts: List[str], reply: str = "Sure, here is a short answer ab
 
 def encoder_throughput(texts: List[str]) -> Dict[str, object]:
     """Texts embedded per second in batches (training, evaluation, the index), on the runtime chosen."""
-    from components.embeddings import get_encoder
+    from rasa_safe_hybrid.embeddings import get_encoder
 
     encoder = get_encoder()
     encoder.clear_cache()
@@ -381,8 +381,8 @@ def encoder_memory_mb() -> Dict[str, float]:
         "def rss():\n"
         "    return int(open('/proc/self/statm').read().split()[1]) * 4096 / 1e6\n"
         "before = rss()\n"
-        "from components.embeddings import get_encoder\n"
-        "from components.guardrails.learned.heads import load_heads\n"
+        "from rasa_safe_hybrid.embeddings import get_encoder\n"
+        "from rasa_safe_hybrid.guardrails.learned.heads import load_heads\n"
         "get_encoder().encode(['hello']); load_heads()\n"
         "print(before, rss())\n"
     )

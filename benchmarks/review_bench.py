@@ -41,7 +41,7 @@ def template_events(kind: str, turns: int, start: float) -> List[Any]:
     """Events of one conversation, as the assistant stores them."""
     from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
 
-    from components.guardrails import RailsRecord, Verdict
+    from rasa_safe_hybrid.guardrails import RailsRecord, Verdict
 
     events: List[Any] = [ActionExecuted("action_listen", timestamp=start)]
     for n in range(turns):
@@ -75,7 +75,7 @@ def fill(db: Path, count: int, seed: int = 7) -> Dict[str, Any]:
     from rasa.shared.core.domain import Domain
     from tqdm import tqdm
 
-    from components.redacting_tracker_store import RedactingSQLTrackerStore
+    from rasa_safe_hybrid.stores.redacting_tracker_store import RedactingSQLTrackerStore
 
     domain = Domain.load(str(ROOT / "domain.yml"))
     store = RedactingSQLTrackerStore(domain, dialect="sqlite", db=str(db))
@@ -117,8 +117,8 @@ def timed(function: Callable[[], Any], repeats: int = REPEATS) -> Dict[str, floa
 
 
 def in_process(store: Any, review_db: str, sender: str) -> Dict[str, Any]:
-    from components.review.store import ReviewStore
-    from components.review.turns import turns
+    from rasa_safe_hybrid.review.store import ReviewStore
+    from rasa_safe_hybrid.review.turns import turns
 
     review = ReviewStore(review_db)
     started = time.perf_counter()
@@ -146,9 +146,9 @@ def over_http(work: Path, tracker_db: Path, review_db: str, sender: str) -> Dict
     from tests.harness import running_servers
 
     endpoints = ("action_endpoint:\n  url: \"{actions_url}\"\n  headers:\n    Authorization: Bearer ${ACTION_SERVER_TOKEN}\n"
-                 f"tracker_store:\n  type: components.redacting_tracker_store.RedactingSQLTrackerStore\n"
+                 f"tracker_store:\n  type: rasa_safe_hybrid.stores.redacting_tracker_store.RedactingSQLTrackerStore\n"
                  f"  dialect: sqlite\n  db: {tracker_db}\n")
-    channels = {"components.channels.review.ReviewInput": {"secret": SECRET, "db": review_db}}
+    channels = {"rasa_safe_hybrid.channels.review.ReviewInput": {"secret": SECRET, "db": review_db}}
     headers = {"Authorization": f"Bearer {SECRET}", "X-Reviewer": "bench"}
 
     def get(path: str) -> None:

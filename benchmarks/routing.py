@@ -26,7 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DIET = "DIETClassifier"
 # The pipeline is cut after the first of these (the intent classifier).
-CLASSIFIERS = (DIET, "components.intent_classifier.LinearIntentClassifier", "SklearnIntentClassifier")
+CLASSIFIERS = (DIET, "rasa_safe_hybrid.nlu.intent_classifier.LinearIntentClassifier", "SklearnIntentClassifier")
 OOS = "oos"
 THRESHOLDS = [round(0.05 * i, 2) for i in range(0, 20)]
 PUBLISHED = {

@@ -65,7 +65,7 @@ class Path_:
     def __init__(self, model: Path) -> None:
         from rasa.core.agent import Agent
 
-        from components.config import load_plugin_config
+        from rasa_safe_hybrid.config import load_plugin_config
 
         self.loop = asyncio.new_event_loop()
         self.agent = Agent.load(str(model))
@@ -88,7 +88,7 @@ class Path_:
 
     def before_generation(self, parse: Dict[str, Any]) -> Tuple[str, str]:
         """What the LLM action's check before generation does with the turn."""
-        from components.llm_action import check_before_generation
+        from rasa_safe_hybrid.actions.llm_action import check_before_generation
 
         assessment, record = check_before_generation(self.plugin, parse)
         if assessment is not None and assessment.tier is not None:

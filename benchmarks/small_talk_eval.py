@@ -5,7 +5,7 @@ runs it as its ``small_talk`` section).
 
 Every conversation of ``benchmarks/data/small_talk.yml`` (held out: written
 before the small-talk changes, never tuned on) goes over REST through the
-trained assistant. Each reply is checked by ``components.small_talk``'s
+trained assistant. Each reply is checked by ``rasa_safe_hybrid.small_talk``'s
 ``misread`` (condolences without a loss, personal facts the assistant cannot
 have, a reply about something else); because the ``small_talk`` output rail
 uses the same check, the report also prints a seeded sample of every reply for
@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from components.small_talk import SmallTalk
+from rasa_safe_hybrid.small_talk import SmallTalk
 
 ROOT = Path(__file__).resolve().parent.parent
 CONVERSATIONS = ROOT / "benchmarks" / "data" / "small_talk.yml"

@@ -1,26 +1,31 @@
-"""The plugin: custom Rasa graph components, guardrails and generation.
+"""rasa-safe-hybrid: an LLM in a Rasa 3.6 assistant, inside guardrails (``pip install rasa-safe-hybrid``).
 
-The route of one message, by folder:
+The route of one message, by folder (the source lives in the repository's
+``components/`` folder and installs as ``rasa_safe_hybrid``):
 
-- ``emergency_detector``, ``input_rails`` (NLU components): the user's text is
-  checked; emergencies and fired rails set the intent; ``emergency``: the one
-  home of the emergency signal, its tiers and responses;
-- ``triage_policy``, ``llm_response_policy`` (policies): a moderate emergency
-  signal asks first (``action_emergency_triage``, ``triage_action``);
-  open-ended turns go to ``action_llm_response``;
-- ``guardrails/``: every rail (registry, records, lists); ``generation/``:
-  the response model backends; ``retrieval/``: the knowledge index and
-  grounding; ``config``: the plugin's settings, read once;
-- ``llm_action`` (action server): the LLM turn; ``action_server``: the
-  action server behind loopback and a shared secret; ``action_failure``
-  (Rasa process): a custom action that cannot run answers, never silence;
-- ``redacting_tracker_store``: what is stored; ``channels/`` and ``stores/``:
-  deployment parts (REST/Slack/Telegram, the Redis lock store).
+- ``nlu/`` (Rasa NLU components): the featurizer and intent classifier; the
+  input rails and emergency detection check the user's text, and emergencies
+  and fired rails set the intent;
+- ``policies/``: a moderate emergency signal asks first (the triage policy);
+  open-ended turns go to ``action_llm_response`` (the LLM response policy);
+- ``actions/`` (the action server): the LLM turn, the triage question, the
+  action server behind loopback and a shared secret, and action-failure
+  handling (a custom action that cannot run answers, never silence);
+- ``channels/``: REST (+ the web chat page), Slack, Telegram, the review page;
+  ``stores/``: the PII-redacting tracker store, the atomic Redis lock store;
+- the shared core below them: ``guardrails/`` (every rail: registry, records,
+  lists), ``generation/`` (the response model backends), ``retrieval/`` (the
+  knowledge index and grounding), ``embeddings`` (one encoder per process),
+  ``emergency`` (the one home of the emergency signal, its tiers and
+  responses), ``small_talk``, ``review/`` (ratings and their export),
+  ``config`` (the plugin's settings, read once), ``texts`` (the fallback texts
+  channels and actions share);
+- ``init``: ``python -m rasa_safe_hybrid init PATH`` adds the plugin to a project.
 
 Reference the graph components in ``config.yml`` by dotted path, e.g.
-``components.llm_response_policy.LLMResponsePolicy``. The public classes are
-re-exported here lazily: importing ``components.guardrails`` or
-``components.generation`` (as the action server does) loads none of Rasa's
+``rasa_safe_hybrid.policies.llm_response_policy.LLMResponsePolicy``. The public classes are
+re-exported here lazily: importing ``rasa_safe_hybrid.guardrails`` or
+``rasa_safe_hybrid.generation`` (as the action server does) loads none of Rasa's
 graph machinery, and no model or file.
 """
 
@@ -30,10 +35,10 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "EmergencyDetector": "components.emergency_detector",
-    "EmergencyTriagePolicy": "components.triage_policy",
-    "InputRails": "components.input_rails",
-    "LLMResponsePolicy": "components.llm_response_policy",
+    "EmergencyDetector": "rasa_safe_hybrid.nlu.emergency_detector",
+    "EmergencyTriagePolicy": "rasa_safe_hybrid.policies.triage_policy",
+    "InputRails": "rasa_safe_hybrid.nlu.input_rails",
+    "LLMResponsePolicy": "rasa_safe_hybrid.policies.llm_response_policy",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -42,4 +47,4 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'components' has no attribute {name!r}")
+    raise AttributeError(f"module 'rasa_safe_hybrid' has no attribute {name!r}")

@@ -18,10 +18,10 @@ from typing import Any, Dict, FrozenSet, Optional, Tuple
 import yaml
 from rasa.shared.exceptions import InvalidConfigException
 
-from components.generation.settings import GenerationSettings
-from components.guardrails import Guardrails
-from components.guardrails.registry import INPUT, OUTPUT, blocking_names, default_names, names
-from components.retrieval.settings import RetrievalConfigError, RetrievalSettings
+from rasa_safe_hybrid.generation.settings import GenerationSettings
+from rasa_safe_hybrid.guardrails import Guardrails
+from rasa_safe_hybrid.guardrails.registry import INPUT, OUTPUT, blocking_names, default_names, names
+from rasa_safe_hybrid.retrieval.settings import RetrievalConfigError, RetrievalSettings
 
 # The Rasa config the action server reads the plugin's settings from (default:
 # config.yml in the folder the action server runs in).
@@ -49,15 +49,12 @@ DEFAULT_RESPONSE_KEY = "default"
 ERROR_RESPONSE_KEY = "error"
 ACTION_FAILED_KEY = "action_failed"
 ACTION_FAILED_RESPONSE = "utter_action_failed"
-# Sent when a turn cannot be handled and no domain response can be (the REST
-# channel on an error, a failed action whose response is missing from the domain).
-SERVICE_APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
 
 
 def input_rails_defaults() -> Dict[str, Any]:
     """``InputRails``' default config."""
     return {
-        # Settings of components.guardrails.Guardrails: input_rails, output_rails,
+        # Settings of rasa_safe_hybrid.guardrails.Guardrails: input_rails, output_rails,
         # patterns, extra_patterns, allow, pii_types. Empty: the generic rails.
         RAILS_KEY: {},
         # Fired rail -> intent that replaces the classifier's intent (a rule maps
@@ -91,14 +88,14 @@ def policy_defaults() -> Dict[str, Any]:
         TRIGGER_INTENTS_KEY: ["nlu_fallback", "out_of_scope", "chitchat"],
         # The custom action that generates and delivers the reply.
         ACTION_KEY: "action_llm_response",
-        # Model and decoding settings (components.generation.GenerationSettings).
+        # Model and decoding settings (rasa_safe_hybrid.generation.GenerationSettings).
         GENERATION_KEY: {},
         # Output rails run on each reply, in order (default: the generic ones).
         OUTPUT_RAILS_KEY: None,
         # Fired rail (output rails, the rails run before generation) or "error" (generation
         # failed) -> the domain response sent instead of a reply. "rail:category" keys
         # are more specific (e.g. "emergency:self_harm"); "default" covers the rest.
-        # "action_failed": a custom action could not run (components.action_failure);
+        # "action_failed": a custom action could not run (rasa_safe_hybrid.actions.action_failure);
         # on an emergency turn the "emergency" responses answer instead.
         ON_OUTPUT_KEY: {
             DEFAULT_RESPONSE_KEY: "utter_llm_fallback",
@@ -113,7 +110,7 @@ def policy_defaults() -> Dict[str, Any]:
         },
         # Slot that receives the per-turn trace (model, tokens, latency, verdicts); null: none.
         TRACE_SLOT_KEY: "llm_trace",
-        # Answers from the knowledge index (components.retrieval.RetrievalSettings); off by default.
+        # Answers from the knowledge index (rasa_safe_hybrid.retrieval.RetrievalSettings); off by default.
         RETRIEVAL_KEY: {},
     }
 
@@ -240,7 +237,7 @@ class PluginConfig:
 
     policy: PolicyConfig
     guardrails: Guardrails
-    emergency: Any = None  # components.emergency.EmergencySignal, as the EmergencyDetector is configured
+    emergency: Any = None  # rasa_safe_hybrid.emergency.EmergencySignal, as the EmergencyDetector is configured
 
     @property
     def generation(self) -> GenerationSettings:
@@ -271,12 +268,12 @@ def _load(path: str, mtime_ns: int) -> PluginConfig:
     if policy_block is None:
         raise InvalidConfigException(
             f"{path} has no {POLICY_NAME} under `policies`; add "
-            f"`- name: components.llm_response_policy.{POLICY_NAME}`."
+            f"`- name: rasa_safe_hybrid.policies.llm_response_policy.{POLICY_NAME}`."
         )
     policy = PolicyConfig.from_config(policy_block)
     rails = dict((component_block(raw, "pipeline", INPUT_RAILS_NAME) or {}).get(RAILS_KEY) or {})
     rails["output_rails"] = list(policy.output_rails)
-    from components.emergency import EmergencySignal
+    from rasa_safe_hybrid.emergency import EmergencySignal
 
     # the EmergencyDetector's settings (EmergencySignal defaults every key it reads)
     detector = dict(component_block(raw, "pipeline", "EmergencyDetector") or {})

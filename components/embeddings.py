@@ -67,8 +67,8 @@ def _load_tokenizer(model_dir: Path) -> Tuple[Any, int, int, int]:
 
     path = model_dir / "tokenizer.json"
     if not path.exists():
-        raise EncoderUnavailable(f"no tokenizer.json in {model_dir}: fetch the encoder with "
-                                 f"`python scripts/fetch_model.py minilm` (make setup does).")
+        raise EncoderUnavailable(f"no tokenizer.json in {model_dir}: set the `encoder` setting to the folder of "
+                                 f"all-MiniLM-L6-v2 (tokenizer.json and model.safetensors).")
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.no_truncation()
     tokenizer.no_padding()
@@ -91,8 +91,8 @@ def _runtime_files(model_dir: Path, file_name: str, package: str) -> Tuple[Path,
 
     path = model_dir / file_name
     if not path.exists():
-        raise EncoderUnavailable(f"no {file_name} in {model_dir}: `make setup` makes it "
-                                 f"(python scripts/fetch_model.py minilm)")
+        raise EncoderUnavailable(f"no {file_name} in {model_dir}: set the encoder's `runtime` to `torch` (it reads "
+                                 f"model.safetensors), or put the exported {file_name} in that folder")
     try:
         return path, importlib.import_module(package)
     except ImportError as error:
@@ -170,8 +170,8 @@ class TorchEncoder(SentenceEncoder):
     def __init__(self, model_dir: Path, max_tokens: int = DEFAULT_MAX_TOKENS, threads: int = 0) -> None:
         if not (model_dir / "model.safetensors").exists():
             raise EncoderUnavailable(
-                f"no sentence encoder in {model_dir}: fetch it with `python scripts/fetch_model.py minilm` "
-                f"(make setup does), or set the rails' `encoder` to a folder with model.safetensors."
+                f"no sentence encoder in {model_dir}: set the rails' `encoder` (and the featurizer's) to the folder "
+                f"of all-MiniLM-L6-v2 with model.safetensors."
             )
         super().__init__(model_dir, max_tokens)
         os.environ.setdefault("USE_TF", "0")

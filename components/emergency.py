@@ -32,8 +32,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Pattern, Sequence, Tuple
 
-from components.guardrails.record import EMERGENCY_CHECK_KEY, RailsRecord
-from components.guardrails.verdict import MODEL, PATTERN, Verdict
+from rasa_safe_hybrid.guardrails.record import EMERGENCY_CHECK_KEY, RailsRecord
+from rasa_safe_hybrid.guardrails.verdict import MODEL, PATTERN, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class EmergencySignal:
         """
         from rasa.shared.exceptions import InvalidConfigException
 
-        from components.guardrails.patterns import compile_groups, load_groups
+        from rasa_safe_hybrid.guardrails.patterns import compile_groups, load_groups
 
         raw_patterns = config.get("patterns")
         patterns = compile_groups(f"{owner} 'patterns'", load_groups("emergency") if raw_patterns is None
@@ -204,9 +204,9 @@ class EmergencySignal:
         classifier = None
         trained = {"emergency_strict": 0.97, "emergency": 0.81}
         if rails is not None:
-            from components.embeddings import EncoderUnavailable, get_encoder
-            from components.guardrails.learned.heads import ARTIFACT_DIR, load_heads
-            from components.embeddings import DEFAULT_MODEL
+            from rasa_safe_hybrid.embeddings import EncoderUnavailable, get_encoder
+            from rasa_safe_hybrid.guardrails.learned.heads import ARTIFACT_DIR, load_heads
+            from rasa_safe_hybrid.embeddings import DEFAULT_MODEL
 
             try:
                 encoder = get_encoder(rails.get("encoder") or DEFAULT_MODEL)

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from components.embeddings import DEFAULT_MODEL, get_encoder
+from rasa_safe_hybrid.embeddings import DEFAULT_MODEL, get_encoder
 
 CONDOLENCE = re.compile(r"\b(sorry (for|about) your loss|(my|our) (deepest )?condolences|sympathy for your loss|"
                         r"rest in peace|may (he|she|they) rest|passing of|grieving|this difficult time|"

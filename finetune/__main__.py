@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     """The whole pipeline; returns the report (also written to <run-dir>/report.json)."""
     from rasa.shared.exceptions import InvalidConfigException
 
-    from components.config import load_plugin_config
-    from components.generation.transformers_backend import TransformersGenerator, load_model
+    from rasa_safe_hybrid.config import load_plugin_config
+    from rasa_safe_hybrid.generation.transformers_backend import TransformersGenerator, load_model
     from finetune import collect, evaluate, preprocess, promote, train
 
     log = logging.getLogger("finetune")

@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 import yaml
 
-from components.guardrails import RailsRecord
+from rasa_safe_hybrid.guardrails import RailsRecord
 
 logger = logging.getLogger(__name__)
 

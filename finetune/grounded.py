@@ -8,7 +8,7 @@ passage ids, template). The questions are made from templates ("what is a {word}
 passage in one sentence ("A harp is a chordophone that has a triangular frame ...");
 some examples pair a question with a passage that does not answer it, and the
 answer says so. The prompt is the one the LLM action sends on a grounded turn
-(``components.retrieval.answer.PROMPT``), so the model learns the task it is given.
+(``rasa_safe_hybrid.retrieval.answer.PROMPT``), so the model learns the task it is given.
 
 Held out: an entry whose word or name appears in any question of
 ``benchmarks/data/knowledge_questions.yml`` or ``knowledge_dev.yml`` is never used,
@@ -28,9 +28,9 @@ from typing import Any, Dict, Iterable, List, Optional, Set
 
 import yaml
 
-from components.retrieval.answer import PROMPT
-from components.retrieval.corpora import Entry, available, read_manifest
-from components.retrieval.index import words
+from rasa_safe_hybrid.retrieval.answer import PROMPT
+from rasa_safe_hybrid.retrieval.corpora import Entry, available, read_manifest
+from rasa_safe_hybrid.retrieval.index import words
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "finetune" / "data" / "grounded.jsonl"

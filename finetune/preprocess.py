@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
-from components.guardrails import Guardrails, pii
+from rasa_safe_hybrid.guardrails import Guardrails, pii
 from finetune.collect import Dialogue
 
 

@@ -4,7 +4,7 @@
 # It runs under scripts/supervise.py (restarted with back-off when it exits or
 # stops answering /health), binds to ACTION_SERVER_HOST (default 127.0.0.1) and
 # answers only requests carrying the secret in var/action_token (or
-# $ACTION_SERVER_TOKEN); see components/action_server.py.
+# $ACTION_SERVER_TOKEN); see components/actions/server.py.
 set -u
 cd "$(dirname "$0")/.."
 PORT="${ACTIONS_PORT:-5055}"
@@ -21,7 +21,7 @@ case "${1:-}" in
     echo "starting the action server on port $PORT (log: $LOG)"
     SQLALCHEMY_SILENCE_UBER_WARNING=1 nohup "$PYTHON" scripts/supervise.py --name actions \
       --health "http://127.0.0.1:$PORT/health" -- \
-      "$PYTHON" -m components.action_server --actions actions --port "$PORT" >"$LOG" 2>&1 &
+      "$PYTHON" -m rasa_safe_hybrid.actions.server --actions actions --port "$PORT" >"$LOG" 2>&1 &
     echo $! >"$PIDFILE"
     for _ in $(seq 1 120); do
       if healthy; then echo "action server is up"; exit 0; fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the reference corpora that knowledge/corpora.yml pins (Debian's wordnet-base and
-# dict-foldoc), once, then builds their index (python -m components.retrieval; a few minutes,
+# dict-foldoc), once, then builds their index (python -m rasa_safe_hybrid.retrieval; a few minutes,
 # with a progress bar, cached in .cache/index until a pinned release or the encoder changes).
 # Without apt-get or root, it says what to install and the assistant runs on its curated
 # knowledge only (and says so when it starts).
@@ -25,4 +25,4 @@ if [[ -n $missing ]]; then
          "until then the assistant answers from its curated knowledge only" >&2
   fi
 fi
-exec .venv/bin/python -m components.retrieval
+exec .venv/bin/python -m rasa_safe_hybrid.retrieval

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DEFAULT_CACHE = ROOT / ".cache" / "models"
 
-from components.embeddings import file_sha256 as sha256  # noqa: E402 - after the path is set
+from rasa_safe_hybrid.embeddings import file_sha256 as sha256  # noqa: E402 - after the path is set
 
 
 @dataclass(frozen=True)

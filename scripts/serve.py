@@ -28,7 +28,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from components.action_server import TOKEN_ENV, SecretError, shared_secret  # noqa: E402
+from rasa_safe_hybrid.actions.server import TOKEN_ENV, SecretError, shared_secret  # noqa: E402
 VAR = ROOT / "var"
 TOKEN_FILE = VAR / "auth_token"
 REVIEW_SECRET_FILE = VAR / "review_secret"
@@ -114,8 +114,8 @@ def action_server_health(endpoints_text: str, timeout: float = 3.0) -> str:
 def knowledge_status() -> str:
     """Which reference corpora the assistant answers from (or why it answers from its curated knowledge only)."""
     try:
-        from components.config import load_plugin_config
-        from components.retrieval.corpus_index import status
+        from rasa_safe_hybrid.config import load_plugin_config
+        from rasa_safe_hybrid.retrieval.corpus_index import status
 
         retrieval = load_plugin_config(ROOT / "config.yml").policy.retrieval
         if not retrieval.enabled:

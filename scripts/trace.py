@@ -25,7 +25,7 @@ os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 # store, so the action server's secret is not needed here.
 os.environ.setdefault("ACTION_SERVER_TOKEN", "not-used-by-trace")
 
-from components.review.turns import turns  # noqa: E402 - after the path is set
+from rasa_safe_hybrid.review.turns import turns  # noqa: E402 - after the path is set
 
 
 async def load_events(sender_id: str, endpoints: Path) -> List[Dict[str, Any]]:
@@ -52,7 +52,7 @@ def main() -> int:
     args = parser.parse_args()
     from rasa.shared.exceptions import InvalidConfigException
 
-    from components.config import load_plugin_config
+    from rasa_safe_hybrid.config import load_plugin_config
 
     try:
         trace_slot = load_plugin_config(args.config).trace_slot

@@ -1,6 +1,6 @@
 """Test and benchmark harness: real server processes on free loopback ports.
 
-- ``running_servers``: the real action server (``components.action_server``,
+- ``running_servers``: the real action server (``rasa_safe_hybrid.actions.server``,
   loopback + shared secret) and `rasa run` processes, by
   default with a temporary SQLite tracker store and business store;
 - ``running_scale_profile``: the same with endpoints.scale.yml (PostgreSQL,
@@ -43,7 +43,7 @@ TEST_TOKEN = "test-token-0123456789abcdef"
 ACTIONS_TOKEN = "test-actions-secret-0123456789"
 # The review page's secret in tests: its own, never the REST token.
 REVIEW_SECRET = "test-review-secret-0123456789"
-REVIEW_CHANNEL = "components.channels.review.ReviewInput"
+REVIEW_CHANNEL = "rasa_safe_hybrid.channels.review.ReviewInput"
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -59,7 +59,7 @@ def sqlite_endpoints(actions_port: int, tracker_db: Path, action_timeout: float 
     return (
         f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
         f'  headers:\n    Authorization: Bearer ${{ACTION_SERVER_TOKEN}}\n  timeout: {action_timeout}\n'
-        f'tracker_store:\n  type: components.redacting_tracker_store.RedactingSQLTrackerStore\n'
+        f'tracker_store:\n  type: rasa_safe_hybrid.stores.redacting_tracker_store.RedactingSQLTrackerStore\n'
         f'  dialect: "sqlite"\n  db: "{tracker_db}"\n'
     )
 
@@ -187,7 +187,7 @@ def running_servers(
         else sqlite_endpoints(actions_port, tracker_db, action_timeout)
     )
     credentials = work / "credentials.yml"
-    rest = "components.channels.rest.TokenRestInput"
+    rest = "rasa_safe_hybrid.channels.rest.TokenRestInput"
     notices = (yaml.safe_load((ROOT / "credentials.yml").read_text("utf-8")).get(rest) or {}).get("notices")
     credentials.write_text(yaml.safe_dump(
         {rest: {"token": TEST_TOKEN, "notices": notices or {}}, **(channels or {})}
@@ -221,7 +221,7 @@ def running_servers(
         wait_until_up(f"http://127.0.0.1:{rasa_ports[index]}/status?token={TEST_TOKEN}",
                        processes[name], logs[name])
 
-    actions_command = [str(BIN / "python"), "-m", "components.action_server", "--actions", actions_package,
+    actions_command = [str(BIN / "python"), "-m", "rasa_safe_hybrid.actions.server", "--actions", actions_package,
                        "--port", str(actions_port)]
 
     def actions(what: str) -> None:

@@ -63,7 +63,7 @@ def config_with_generation(path, retrieval: Any = None, **generation: Any) -> st
     (and its ``retrieval`` block replaced when given)."""
     import yaml
 
-    from components.generation import GenerationSettings
+    from rasa_safe_hybrid.generation import GenerationSettings
 
     config = yaml.safe_load(open(path, encoding="utf-8"))
     for policy in config["policies"]:

@@ -16,8 +16,8 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from rasa.utils.endpoints import EndpointConfig
 
-from components import action_failure
-from components.action_failure import (
+from rasa_safe_hybrid.actions import action_failure
+from rasa_safe_hybrid.actions.action_failure import (
     LAST_RESORT,
     ActionFailureHandler,
     FailureResponses,

@@ -8,11 +8,11 @@ from typing import List
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
-import components.llm_action as llm_action
-from components.config import ENV_RASA_CONFIG
+import rasa_safe_hybrid.actions.llm_action as llm_action
+from rasa_safe_hybrid.config import ENV_RASA_CONFIG
 from actions.llm import ActionLLMResponse, conversation_history
-from components.generation import Generation
-from components.guardrails import RailsRecord
+from rasa_safe_hybrid.generation import Generation
+from rasa_safe_hybrid.guardrails import RailsRecord
 from tests.conftest import ROOT
 from tests.helpers import NO_RETRIEVAL, config_with_generation, make_tracker
 from tests.tiny_model import build_tiny_model
@@ -120,7 +120,7 @@ async def test_invalid_plugin_config_gives_a_safe_reply(tmp_path, monkeypatch, d
 
 
 async def test_rails_that_cannot_run_fail_closed_without_generating(fake, monkeypatch, domain):
-    from components.config import load_plugin_config, rasa_config_path
+    from rasa_safe_hybrid.config import load_plugin_config, rasa_config_path
 
     generator = fake("this reply must never be sent")
     plugin = load_plugin_config(rasa_config_path())  # the one the action reads
@@ -136,8 +136,8 @@ async def test_rails_that_cannot_run_fail_closed_without_generating(fake, monkey
 
 
 def test_the_window_before_generation_leaves_out_turns_a_rail_already_handled():
-    from components.guardrails import Verdict
-    from components.llm_action import unhandled_user_turns
+    from rasa_safe_hybrid.guardrails import Verdict
+    from rasa_safe_hybrid.actions.llm_action import unhandled_user_turns
 
     refused = Verdict("injection", True, "override")
     tracker = make_tracker("what is the capital of France?", "open_question")
@@ -208,8 +208,8 @@ async def test_a_turn_beyond_max_queue_is_answered_at_once_not_queued(monkeypatc
 
 
 def _moderate(monkeypatch):
-    from components import emergency
-    from components.guardrails.verdict import Verdict
+    from rasa_safe_hybrid import emergency
+    from rasa_safe_hybrid.guardrails.verdict import Verdict
 
     verdict = Verdict("emergency_classifier", True, "emergency score 0.20 on the message", category="medical",
                       source="model", score=0.2, threshold=0.03)

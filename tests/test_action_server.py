@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from components.action_server import SecretError, authorised, main, shared_secret
+from rasa_safe_hybrid.actions.server import SecretError, authorised, main, shared_secret
 
 
 def test_the_secret_file_is_created_once_with_mode_0600(tmp_path):
@@ -46,7 +46,7 @@ def test_an_unreadable_secret_stops_the_server_with_a_message(tmp_path, capsys, 
 
 
 def test_the_request_limit_is_the_action_servers_own_and_checked():
-    from components.action_server import DEFAULT_MAX_BODY, max_body_bytes
+    from rasa_safe_hybrid.actions.server import DEFAULT_MAX_BODY, max_body_bytes
 
     assert max_body_bytes({"SANIC_REQUEST_MAX_SIZE": "1048576"}) == DEFAULT_MAX_BODY == 64 * 1024 * 1024
     assert max_body_bytes({"ACTION_SERVER_MAX_BODY_BYTES": "8388608"}) == 8 * 1024 * 1024

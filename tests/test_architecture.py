@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +12,16 @@ from typing import Dict, List, Set
 from tests.conftest import ROOT
 
 PACKAGES = ("components", "actions", "benchmarks", "finetune")
+PLUGIN = "rasa_safe_hybrid"
+# Where a message's route runs, above the shared core; the core never imports them.
+SIDES = ("nlu", "policies", "actions", "channels", "stores", "review", "init", "__main__")
+CORE = ("guardrails", "generation", "retrieval", "embeddings", "config", "emergency", "small_talk", "texts")
 
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[0] == "components":  # the plugin's source folder installs as rasa_safe_hybrid
+        parts[0] = PLUGIN
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -87,6 +94,30 @@ def test_the_cycle_finder_finds_a_circle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
+def test_the_plugin_imports_nothing_of_the_repository():
+    """The installed package stands alone: no tests, benchmarks, finetune, scripts or project actions;
+    and it names itself by its installed name only (a `components.` import would load a second copy)."""
+    graph = import_graph()
+    plugin = {m: t for m, t in graph.items() if m.split(".")[0] == PLUGIN}
+    assert len(plugin) > 40
+    outside = {m: sorted(t for t in targets if t.split(".")[0] != PLUGIN) for m, targets in plugin.items()}
+    assert {m: t for m, t in outside.items() if t} == {}
+    stale = re.compile(r"^\s*(from|import) components\b", re.M)
+    for folder in ("components", "actions", "tests", "benchmarks", "finetune", "scripts"):
+        for path in (ROOT / folder).rglob("*.py"):
+            assert not stale.search(path.read_text("utf-8")), f"{path.relative_to(ROOT)} imports `components`"
+
+
+def test_the_core_never_imports_where_a_message_runs():
+    graph = import_graph()
+    layer = {m: m.split(".")[1] if m.count(".") else "" for m in graph if m.split(".")[0] == PLUGIN}
+    for part in set(layer.values()) - {""}:
+        assert part in SIDES + CORE, f"{PLUGIN}.{part} is in no layer of tests/test_architecture.py"
+    upward = sorted((m, t) for m, targets in graph.items() if layer.get(m) in CORE
+                    for t in targets if layer.get(t) in SIDES)
+    assert upward == []
+
+
 def test_top_level_packages_depend_one_way():
     graph = import_graph()
     packages: Dict[str, Set[str]] = {}
@@ -100,7 +131,7 @@ def test_the_core_imports_no_rasa_graph_class_and_no_model_library():
     """guardrails/, generation/ and config import neither rasa.core/nlu/engine nor torch at import time."""
     code = (
         "import sys\n"
-        "import components.guardrails, components.generation, components.config\n"
+        "import rasa_safe_hybrid.guardrails, rasa_safe_hybrid.generation, rasa_safe_hybrid.config\n"
         "bad = sorted({m.split('.')[0] + '.' + m.split('.')[1] if m.startswith('rasa.') else m.split('.')[0]\n"
         "              for m in sys.modules if m.startswith(('rasa.core', 'rasa.nlu', 'rasa.engine', 'torch',\n"
         "                                                    'transformers', 'tensorflow'))})\n"

@@ -20,7 +20,7 @@ def test_bleu_and_rouge_known_values():
 
 
 def test_references_are_well_formed_and_within_the_rails():
-    from components.config import load_plugin_config
+    from rasa_safe_hybrid.config import load_plugin_config
     from tests.conftest import ROOT
 
     pairs = quality.load_references()
@@ -54,8 +54,8 @@ def test_clinc_metrics_on_known_predictions():
 def test_eval_config_is_the_classifier_part_of_config_yml():
     config = routing.eval_config(epochs=3)
     names = [c["name"] for c in config["pipeline"]]
-    assert names[-1] == "components.intent_classifier.LinearIntentClassifier"
-    assert "components.sentence_featurizer.SentenceEmbeddingFeaturizer" in names
+    assert names[-1] == "rasa_safe_hybrid.nlu.intent_classifier.LinearIntentClassifier"
+    assert "rasa_safe_hybrid.nlu.sentence_featurizer.SentenceEmbeddingFeaturizer" in names
     assert "FallbackClassifier" not in names and "DIETClassifier" not in names
 
 

@@ -31,17 +31,17 @@ def documented() -> Dict[str, Dict[str, Any]]:
 
 def code_defaults() -> Dict[str, Dict[str, Any]]:
     """Component name -> its defaults, with the nested ones the code resolves elsewhere spelt out."""
-    from components.emergency import Tiers
-    from components.emergency_detector import EmergencyDetector
-    from components.generation.settings import GenerationSettings, LlamaCppOptions, OpenAIOptions, TransformersOptions
-    from components.guardrails import pii, registry
-    from components.guardrails.engine import Guardrails
-    from components.input_rails import InputRails
-    from components.intent_classifier import LinearIntentClassifier
-    from components.llm_response_policy import LLMResponsePolicy
-    from components.retrieval.settings import RetrievalSettings
-    from components.sentence_featurizer import SentenceEmbeddingFeaturizer
-    from components.triage_policy import EmergencyTriagePolicy
+    from rasa_safe_hybrid.emergency import Tiers
+    from rasa_safe_hybrid.nlu.emergency_detector import EmergencyDetector
+    from rasa_safe_hybrid.generation.settings import GenerationSettings, LlamaCppOptions, OpenAIOptions, TransformersOptions
+    from rasa_safe_hybrid.guardrails import pii, registry
+    from rasa_safe_hybrid.guardrails.engine import Guardrails
+    from rasa_safe_hybrid.nlu.input_rails import InputRails
+    from rasa_safe_hybrid.nlu.intent_classifier import LinearIntentClassifier
+    from rasa_safe_hybrid.policies.llm_response_policy import LLMResponsePolicy
+    from rasa_safe_hybrid.retrieval.settings import RetrievalSettings
+    from rasa_safe_hybrid.nlu.sentence_featurizer import SentenceEmbeddingFeaturizer
+    from rasa_safe_hybrid.policies.triage_policy import EmergencyTriagePolicy
 
     def fields(cls: Any) -> Dict[str, Any]:
         out = {}
@@ -73,12 +73,12 @@ def code_defaults() -> Dict[str, Dict[str, Any]]:
     generation.update({k: v for k, v in fields(OpenAIOptions).items() if k not in generation})
     policy["generation"] = generation
     return {
-        "components.sentence_featurizer.SentenceEmbeddingFeaturizer": SentenceEmbeddingFeaturizer.get_default_config(),
-        "components.intent_classifier.LinearIntentClassifier": LinearIntentClassifier.get_default_config(),
-        "components.emergency_detector.EmergencyDetector": detector,
-        "components.triage_policy.EmergencyTriagePolicy": EmergencyTriagePolicy.get_default_config(),
-        "components.input_rails.InputRails": rails,
-        "components.llm_response_policy.LLMResponsePolicy": policy,
+        "rasa_safe_hybrid.nlu.sentence_featurizer.SentenceEmbeddingFeaturizer": SentenceEmbeddingFeaturizer.get_default_config(),
+        "rasa_safe_hybrid.nlu.intent_classifier.LinearIntentClassifier": LinearIntentClassifier.get_default_config(),
+        "rasa_safe_hybrid.nlu.emergency_detector.EmergencyDetector": detector,
+        "rasa_safe_hybrid.policies.triage_policy.EmergencyTriagePolicy": EmergencyTriagePolicy.get_default_config(),
+        "rasa_safe_hybrid.nlu.input_rails.InputRails": rails,
+        "rasa_safe_hybrid.policies.llm_response_policy.LLMResponsePolicy": policy,
     }
 
 

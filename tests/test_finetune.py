@@ -14,10 +14,10 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUtt
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from components.config import ENV_RASA_CONFIG
+from rasa_safe_hybrid.config import ENV_RASA_CONFIG
 from actions.llm import ActionLLMResponse
-from components.config import load_plugin_config
-from components.guardrails import RailsRecord, Verdict
+from rasa_safe_hybrid.config import load_plugin_config
+from rasa_safe_hybrid.guardrails import RailsRecord, Verdict
 from finetune import __main__ as cli
 from finetune import collect, preprocess, promote
 from tests.conftest import ROOT

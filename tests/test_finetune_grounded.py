@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from components.retrieval import corpora
-from components.retrieval.answer import PROMPT
+from rasa_safe_hybrid.retrieval import corpora
+from rasa_safe_hybrid.retrieval.answer import PROMPT
 from finetune import collect, grounded
 from tests.conftest import ROOT
 

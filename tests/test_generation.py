@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from rasa.shared.exceptions import InvalidConfigException
 
-from components.generation import GenerationSettings, build_messages, postprocess
-from components.generation.transformers_backend import TransformersGenerator, load_model
+from rasa_safe_hybrid.generation import GenerationSettings, build_messages, postprocess
+from rasa_safe_hybrid.generation.transformers_backend import TransformersGenerator, load_model
 from tests.conftest import ROOT
 from tests.tiny_model import build_tiny_model
 
@@ -124,7 +124,7 @@ def test_real_default_model_loads_offline_from_the_converted_cache_and_answers_i
          "cache_dir": str(ROOT / ".cache" / "converted"), "max_new_tokens": 48}
     )
     load_model(settings)  # converts only when `make setup` has not yet
-    with caplog.at_level("INFO", logger="components.generation.transformers_backend"):
+    with caplog.at_level("INFO", logger="rasa_safe_hybrid.generation.transformers_backend"):
         model, tokenizer = load_model(settings)
     assert "Loaded" in caplog.text and "Converting" not in caplog.text
     generator = TransformersGenerator(settings, model, tokenizer)

@@ -7,10 +7,10 @@ from typing import List
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
-import components.llm_action as llm_action
-from components import small_talk
-from components.generation import Generation
-from components.llm_action import ActionLLMResponse
+import rasa_safe_hybrid.actions.llm_action as llm_action
+from rasa_safe_hybrid import small_talk
+from rasa_safe_hybrid.generation import Generation
+from rasa_safe_hybrid.actions.llm_action import ActionLLMResponse
 from tests.helpers import make_tracker
 
 

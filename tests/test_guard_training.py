@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from components.guardrails.learned import heads as heads_module
-from components.guardrails.learned import train
-from components.guardrails.learned.heads import ATTACK, HARMFUL, HATEFUL
+from rasa_safe_hybrid.guardrails.learned import heads as heads_module
+from finetune import guards as train
+from rasa_safe_hybrid.guardrails.learned.heads import ATTACK, HARMFUL, HATEFUL
 
 
 def _rows(tmp_path, items):

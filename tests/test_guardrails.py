@@ -9,8 +9,8 @@ import pytest
 from rasa.shared.exceptions import InvalidConfigException
 
 from benchmarks import rails_eval
-from components.guardrails import Guardrails, pii
-from components.guardrails.output import degenerate, prompt_leak
+from rasa_safe_hybrid.guardrails import Guardrails, pii
+from rasa_safe_hybrid.guardrails.output import degenerate, prompt_leak
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 needs_shared = pytest.mark.skipif(not (SHARED / "redteam_dev").exists(), reason="../shared/datasets missing")
@@ -23,8 +23,8 @@ def rails():
     The learned rails have their own tests (test_learned_rails.py); the over-refusal
     measurement below runs the whole configured set.
     """
-    from components.config import load_plugin_config
-    from components.guardrails.registry import PATTERN_RAILS
+    from rasa_safe_hybrid.config import load_plugin_config
+    from rasa_safe_hybrid.guardrails.registry import PATTERN_RAILS
     from tests.conftest import ROOT
 
     configured = load_plugin_config(ROOT / "config.yml").guardrails
@@ -270,7 +270,7 @@ def test_a_pattern_yaml_reads_as_a_mapping_is_refused_with_advice():
     """An unquoted pattern ending in ':' is a mapping to YAML; str() of it never matches."""
     import yaml
 
-    from components.guardrails.patterns import LISTS_DIR
+    from rasa_safe_hybrid.guardrails.patterns import LISTS_DIR
 
     groups = yaml.safe_load("override:\n  - \\bnew instructions:\n")
     with pytest.raises(InvalidConfigException, match="not a string but a dict; quote it"):

@@ -9,8 +9,8 @@ from rasa.engine.storage.resource import Resource
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.training_data.message import Message
 
-from components.guardrails import GUARDRAILS_KEY, RailsRecord
-from components.input_rails import InputRails
+from rasa_safe_hybrid.guardrails import GUARDRAILS_KEY, RailsRecord
+from rasa_safe_hybrid.nlu.input_rails import InputRails
 
 # This assistant's settings (config.yml): the opt-in medical and scope rails, emergencies win.
 ASSISTANT = {"rails": {"input_rails": ["injection", "harmful", "medical_advice", "scope", "pii"]},
@@ -95,7 +95,7 @@ def test_a_question_answered_by_a_fixed_response_keeps_its_intent_when_the_nlu_i
     a rail's verdict on "are you a bot?" would only refuse a question nothing can abuse."""
     import yaml
 
-    from components.config import INPUT_RAILS_NAME, component_block
+    from rasa_safe_hybrid.config import INPUT_RAILS_NAME, component_block
     from tests.conftest import ROOT
 
     block = component_block(yaml.safe_load((ROOT / "config.yml").read_text("utf-8")), "pipeline", INPUT_RAILS_NAME)
@@ -127,7 +127,7 @@ def test_bad_config(tmp_path, overrides, fragment):
 def test_pii_is_redacted_in_log_output(tmp_path):
     import logging
 
-    from components.guardrails.log_filter import PIIRedactingFilter
+    from rasa_safe_hybrid.guardrails.log_filter import PIIRedactingFilter
 
     root = logging.getLogger()
     handler = logging.StreamHandler()  # a handler the component has never seen

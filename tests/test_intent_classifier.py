@@ -14,7 +14,7 @@ from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from components.intent_classifier import WEIGHTS_FILE, LinearIntentClassifier
+from rasa_safe_hybrid.nlu.intent_classifier import WEIGHTS_FILE, LinearIntentClassifier
 
 RNG = np.random.default_rng(0)
 CENTRES = {"greet": RNG.normal(size=8), "order_status": RNG.normal(size=8), "cancel": RNG.normal(size=8)}

@@ -9,10 +9,10 @@ import random
 import numpy as np
 import pytest
 
-from components import embeddings
-from components.guardrails import Guardrails
-from components.guardrails.learned import heads as heads_module
-from components.guardrails.verdict import RailContext
+from rasa_safe_hybrid import embeddings
+from rasa_safe_hybrid.guardrails import Guardrails
+from rasa_safe_hybrid.guardrails.learned import heads as heads_module
+from rasa_safe_hybrid.guardrails.verdict import RailContext
 from tests.conftest import ROOT
 
 LEARNED_INPUT = ["attack_classifier", "harmful_classifier", "hateful_classifier", "medical_advice_classifier",
@@ -113,7 +113,7 @@ def test_the_runtime_is_chosen_by_the_files_present_and_can_be_forced(tmp_path, 
 
 
 def test_one_encoder_serves_every_learned_rail_and_the_emergency_detector(rails):
-    from components.emergency_detector import EmergencyDetector
+    from rasa_safe_hybrid.nlu.emergency_detector import EmergencyDetector
 
     EmergencyDetector(EmergencyDetector.get_default_config())
     Guardrails({"input_rails": ["harmful_classifier"], "output_rails": ["harmful_compliance"]})
@@ -248,5 +248,5 @@ def test_heads_trained_before_a_head_existed_are_refused_with_what_to_do(tmp_pat
                              thresholds, shipped.manifest).save(tmp_path)
     older = Guardrails({"input_rails": ["harmful_classifier"], "output_rails": [], "heads": str(tmp_path)})
     assert older.check_input("hello").decisive is None  # rails whose heads are there still run
-    with pytest.raises(InvalidConfigException, match=r"no \['hateful'\].*make train-guards"):
+    with pytest.raises(InvalidConfigException, match=r"no \['hateful'\].*`heads` setting"):
         Guardrails({"input_rails": ["hateful_classifier"], "heads": str(tmp_path)})

@@ -7,8 +7,8 @@ import threading
 import pytest
 from rasa.shared.exceptions import InvalidConfigException
 
-from components.generation import GenerationSettings, get_generator
-from components.generation.llama_cpp_backend import LlamaCppGenerator, load_llama
+from rasa_safe_hybrid.generation import GenerationSettings, get_generator
+from rasa_safe_hybrid.generation.llama_cpp_backend import LlamaCppGenerator, load_llama
 from tests.conftest import ROOT
 
 DEFAULT_GGUF = ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -109,7 +109,7 @@ def test_a_transformers_model_folder_converted_to_gguf_answers_like_transformers
     """The conversion `make finetune` runs on promotion: a safetensors folder (here the default
     model as transformers holds it, the stand-in for a tuned one) to GGUF with llama.cpp's
     converter, then greedy replies of both backends compared (f32, so only arithmetic order differs)."""
-    from components.generation.transformers_backend import load_model
+    from rasa_safe_hybrid.generation.transformers_backend import load_model
     from finetune.gguf import convert
 
     if not DEFAULT_GGUF.exists():

@@ -14,7 +14,7 @@ from rasa.shared.core.events import ActionExecuted, ActiveLoop, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
 
-from components.llm_response_policy import PERSISTED_FILE, LLMResponsePolicy
+from rasa_safe_hybrid.policies.llm_response_policy import PERSISTED_FILE, LLMResponsePolicy
 from tests.conftest import ROOT
 from tests.helpers import predicted_action
 

@@ -10,14 +10,14 @@ import pytest
 from rasa.core.lock_store import LockError
 from rasa.utils.endpoints import EndpointConfig
 
-from components.stores.redis_lock_store import AtomicRedisLockStore
+from rasa_safe_hybrid.stores.redis_lock_store import AtomicRedisLockStore
 
 pytestmark = pytest.mark.service
 
 
 def store() -> AtomicRedisLockStore:
     return AtomicRedisLockStore(EndpointConfig(url="127.0.0.1", port=6379, db=0, key_prefix="locktest",
-                                               type="components.stores.redis_lock_store.AtomicRedisLockStore"))
+                                               type="rasa_safe_hybrid.stores.redis_lock_store.AtomicRedisLockStore"))
 
 
 async def test_two_processes_never_hold_one_conversation_at_once():

@@ -18,11 +18,11 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
 from benchmarks.human_eval import cohen_kappa, evaluate
-from components.guardrails import RailsRecord, Verdict
-from components.redacting_tracker_store import RedactingSQLTrackerStore
-from components.review import export as out
-from components.review.store import ReviewError, ReviewStore, check_rating, sql_tracker_store
-from components.review.turns import summary, turns
+from rasa_safe_hybrid.guardrails import RailsRecord, Verdict
+from rasa_safe_hybrid.stores.redacting_tracker_store import RedactingSQLTrackerStore
+from rasa_safe_hybrid.review import export as out
+from rasa_safe_hybrid.review.store import ReviewError, ReviewStore, check_rating, sql_tracker_store
+from rasa_safe_hybrid.review.turns import summary, turns
 from tests.conftest import ROOT
 
 DOMAIN = Domain.load(str(ROOT / "domain.yml"))
@@ -168,7 +168,7 @@ def test_bad_ratings_are_refused_with_a_reason(body, message):
 
 
 def test_a_session_is_signed_expires_and_cannot_be_forged(monkeypatch):
-    from components.channels.review import ReviewInput
+    from rasa_safe_hybrid.channels.review import ReviewInput
 
     monkeypatch.setenv("RASA_AUTH_TOKEN", "the-rest-token-of-the-chat")
     channel = ReviewInput("a-reviewers-secret-123")
@@ -239,7 +239,7 @@ def test_the_export_writes_each_kind_and_says_what_it_skipped(tracker_store, tmp
 
 
 def test_exported_guard_rows_are_trained_on_and_never_held_out(tmp_path):
-    from components.guardrails.learned import train
+    from finetune import guards as train
 
     path = tmp_path / "reviewed.tsv"
     path.write_text("# head\ttarget\treviewer\ttext\nharmful\t0\tana\thow do I kill a python process\n"

@@ -11,8 +11,8 @@ from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from components import embeddings
-from components.sentence_featurizer import SentenceEmbeddingFeaturizer
+from rasa_safe_hybrid import embeddings
+from rasa_safe_hybrid.nlu.sentence_featurizer import SentenceEmbeddingFeaturizer
 
 
 def _create(tmp_path, **overrides):
@@ -62,7 +62,7 @@ def test_bad_config_is_refused_with_a_message(tmp_path, overrides, message):
         _create(tmp_path, **overrides)
 
 
-def test_a_missing_encoder_folder_says_how_to_fetch_it(tmp_path):
+def test_a_missing_encoder_folder_names_the_setting_to_fix(tmp_path):
     featurizer = _create(tmp_path, encoder=str(tmp_path / "nowhere"))
-    with pytest.raises(InvalidConfigException, match="fetch_model.py minilm"):
+    with pytest.raises(InvalidConfigException, match=r"nowhere: set the rails' `encoder` \(and the featurizer's\)"):
         featurizer.process([Message(data={"text": "hello"})])

@@ -27,7 +27,7 @@ def credentials():
 
 def test_only_channels_whose_variables_are_set_start(serve):
     active, lines = serve.active_channels(credentials(), {"RASA_AUTH_TOKEN": "t" * 20})
-    assert list(active) == ["components.channels.rest.TokenRestInput"]
+    assert list(active) == ["rasa_safe_hybrid.channels.rest.TokenRestInput"]
     assert any("SlackChannel" in line and "off" in line and "SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET" in line
                for line in lines)
     assert any("TelegramChannel" in line and "TELEGRAM_SECRET_TOKEN" in line for line in lines)
@@ -36,7 +36,7 @@ def test_only_channels_whose_variables_are_set_start(serve):
 def test_optional_variables_may_be_missing(serve):
     env = {"RASA_AUTH_TOKEN": "t" * 20, "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
     active, _ = serve.active_channels(credentials(), env)
-    slack = active["components.channels.slack.SlackChannel"]
+    slack = active["rasa_safe_hybrid.channels.slack.SlackChannel"]
     assert "api_url" not in slack  # SLACK_API_URL unset: the channel's default is used
     assert slack["slack_token"] == "${SLACK_BOT_TOKEN}"  # Rasa expands it; no secret is written
 

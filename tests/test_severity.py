@@ -32,7 +32,7 @@ STRONG_FLOOR = 0.70
 
 @pytest.fixture(scope="module")
 def signal():
-    from components.config import load_plugin_config
+    from rasa_safe_hybrid.config import load_plugin_config
 
     plugin = load_plugin_config(ROOT / "config.yml")
     return plugin.emergency, plugin.guardrails

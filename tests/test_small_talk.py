@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from components import small_talk
-from components.small_talk import SmallTalk
+from rasa_safe_hybrid import small_talk
+from rasa_safe_hybrid.small_talk import SmallTalk
 from tests.conftest import ROOT
 
 ENCODER = str(ROOT / ".cache" / "models" / "all-MiniLM-L6-v2")
@@ -66,7 +66,7 @@ def test_the_fitting_replies_invent_nothing(talk):
 
 
 def test_no_example_sentence_is_near_a_held_out_one():
-    from components.embeddings import get_encoder
+    from rasa_safe_hybrid.embeddings import get_encoder
 
     held_out = [t for c in yaml.safe_load((ROOT / "benchmarks/data/small_talk.yml").read_text())["conversations"]
                 for t in c]
@@ -76,7 +76,7 @@ def test_no_example_sentence_is_near_a_held_out_one():
 
 
 def test_the_development_small_talk_stands_apart_from_the_held_out_set():
-    from components.embeddings import get_encoder
+    from rasa_safe_hybrid.embeddings import get_encoder
 
     held_out = [t for c in yaml.safe_load((ROOT / "benchmarks/data/small_talk.yml").read_text())["conversations"]
                 for t in c]

@@ -18,9 +18,9 @@ from rasa_sdk.events import ActionExecuted as SdkActionExecuted, SlotSet, UserUt
 from rasa_sdk.events import UserUtteranceReverted, ActiveLoop as SdkActiveLoop
 from rasa_sdk.executor import CollectingDispatcher
 
-from components import emergency
-from components.triage_action import ActionEmergencyTriage, answer_of
-from components.triage_policy import EmergencyTriagePolicy
+from rasa_safe_hybrid import emergency
+from rasa_safe_hybrid.actions.triage_action import ActionEmergencyTriage, answer_of
+from rasa_safe_hybrid.policies.triage_policy import EmergencyTriagePolicy
 from tests.conftest import ROOT
 from tests.helpers import predicted_action
 
@@ -224,7 +224,7 @@ def test_the_policy_checks_the_domain(tmp_path, rasa_domain):
 @pytest.mark.parametrize("text", ["", " ", "x" * 10_000, "\x00\x01\x02\ufffd binary \udcff noise", "помогите 助けて help ayuda",
                                   "yes", ". . . ;;; !!!", "also, and, btw, ps"])
 def test_odd_input_gets_a_verdict_never_an_exception(text):
-    from components.config import load_plugin_config
+    from rasa_safe_hybrid.config import load_plugin_config
 
     signal = load_plugin_config(ROOT / "config.yml").emergency
     assessment = signal.assess(text, history=["hi", text])

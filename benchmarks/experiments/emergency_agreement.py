@@ -109,8 +109,8 @@ def nlu_oof(extra: Sequence[str] = (), progress: bool = True) -> Dict[str, float
 
 def head_oof(shared: Path, progress: bool = True) -> Tuple[Dict[str, float], Dict[str, float]]:
     """Out-of-fold emergency-head scores of the project's rows, and the trained thresholds."""
-    from components.guardrails.learned import train
-    from components.guardrails.learned.heads import EMERGENCY, load_heads
+    from finetune import guards as train
+    from rasa_safe_hybrid.guardrails.learned.heads import EMERGENCY, load_heads
 
     rows = train.safety_rows(shared) + train.project_rows()
     features = train.embed([r.text for r in rows], train.DEFAULT_ENCODER, progress)
@@ -123,7 +123,7 @@ def head_oof(shared: Path, progress: bool = True) -> Tuple[Dict[str, float], Dic
 
 def run(shared: Path, budget: float, progress: bool = True) -> Dict[str, object]:
     """The rule's trade-off over ``GRID`` and the chosen threshold."""
-    from components.guardrails.learned.heads import EMERGENCY
+    from rasa_safe_hybrid.guardrails.learned.heads import EMERGENCY
 
     heads, thresholds = head_oof(shared, progress)
     intents = nlu_oof(sorted(heads["benign_health"]), progress)

@@ -9,9 +9,9 @@ import time, json, copy, argparse
 import numpy as np
 import torch
 from pathlib import Path
-from components.guardrails.learned import train as T
-from components.guardrails.learned.heads import HEADS
-from components.embeddings import get_encoder
+from finetune import guards as T
+from rasa_safe_hybrid.guardrails.learned.heads import HEADS
+from rasa_safe_hybrid.embeddings import get_encoder
 
 p = argparse.ArgumentParser()
 p.add_argument("--k", type=int, default=4)

@@ -7,7 +7,7 @@ measured leave-source-group-out against the shipped MiniLM + logistic-regression
    (CLINC150/Banking77 and HateCheck sampled down to about 1,500 rows each, seed 0),
    about 22 minutes on 2 cores;
 2. the same leave-group-out procedure and threshold rule as ``make train-guards``
-   (components/guardrails/learned/train.py), logistic regression on standardised
+   (finetune/guards.py), logistic regression on standardised
    features, and the MiniLM embedding on the same rows for comparison.
 
 Usage: python -m benchmarks.experiments.guard_probe [--C 0.05] [--features minilm,last22,...]
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.guardrails.learned import train as T
+from finetune import guards as T
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = Path("/tmp/guard-exp")

@@ -16,8 +16,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from components.embeddings import ONNX, get_encoder
-from components.guardrails.learned import train as training
+from rasa_safe_hybrid.embeddings import ONNX, get_encoder
+from finetune import guards as training
 
 
 def max_pooled(texts: Sequence[str], batch: int = 64) -> np.ndarray:

@@ -5,7 +5,7 @@ embedding each from the shared encoder, cached), three heads for the emergency t
 the shipped logistic regression, a one-hidden-layer MLP and k nearest neighbours. Each is
 scored on the development sets of ``benchmarks.severity`` (emergency batches 1-4 against
 mild complaints, safe prompts and attack look-alikes), each text as the highest score over
-the message and its clauses (``components.emergency.clauses``). Printed: AUROC, and the
+the message and its clauses (``rasa_safe_hybrid.emergency.clauses``). Printed: AUROC, and the
 share of emergencies found where 2, 4 and 8 % of the benign texts fire.
 
 Usage: python -m benchmarks.experiments.severity_heads [--shared ../shared/datasets]
@@ -21,8 +21,8 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from benchmarks.severity import DEV_BENIGN, DEV_EMERGENCIES, emergencies, rows as file_rows
-from components.emergency import clauses
-from components.guardrails.learned import train as guards
+from rasa_safe_hybrid.emergency import clauses
+from finetune import guards as guards
 
 SEED = 0
 
@@ -55,7 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.neural_network import MLPClassifier
 
-    from components.embeddings import DEFAULT_MODEL, get_encoder
+    from rasa_safe_hybrid.embeddings import DEFAULT_MODEL, get_encoder
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=guards.DEFAULT_SHARED)

@@ -39,7 +39,7 @@ def signals(parse: Dict[str, Any]) -> Dict[str, Any]:
 
 def tier(s: Dict[str, Any], strong: float, moderate: float, intent_strong: Optional[float],
          intent_moderate: Optional[float]) -> Optional[str]:
-    """The tier ``components.emergency.EmergencySignal.assess`` gives these signals."""
+    """The tier ``rasa_safe_hybrid.emergency.EmergencySignal.assess`` gives these signals."""
     level = "strong" if s["score"] >= strong else "moderate" if s["score"] >= moderate else None
     result = "strong" if s["pattern"] or (s["word"] and level) else level
     if s["intent"] is not None and intent_strong is not None:

@@ -3,11 +3,11 @@
 Each subclasses Rasa's own connector and is referenced from ``credentials.yml``
 by dotted path:
 
-- ``components.channels.rest.TokenRestInput``: the REST webhook behind a bearer
+- ``rasa_safe_hybrid.channels.rest.TokenRestInput``: the REST webhook behind a bearer
   token, strict request validation, guardrail notices on replies, and the web
   chat page.
-- ``components.channels.slack.SlackChannel``: signing-secret verification,
+- ``rasa_safe_hybrid.channels.slack.SlackChannel``: signing-secret verification,
   deduplication of Slack's retries by ``event_id``, bot messages ignored.
-- ``components.channels.telegram.TelegramChannel``: webhook secret token,
+- ``rasa_safe_hybrid.channels.telegram.TelegramChannel``: webhook secret token,
   updates without text answered politely instead of crashing.
 """

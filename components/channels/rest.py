@@ -29,8 +29,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from components.channels.common import clean_text, json_body
-from components.config import SERVICE_APOLOGY
+from rasa_safe_hybrid.channels.common import clean_text, json_body
+from rasa_safe_hybrid.texts import SERVICE_APOLOGY
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Configured in credentials.yml like any channel::
 
-    components.channels.review.ReviewInput:
+    rasa_safe_hybrid.channels.review.ReviewInput:
       secret: ${REVIEW_SECRET}     # reviewers' secret, NOT the REST token
       db: ${REVIEW_DB_URL}         # optional; default sqlite:///var/review.db
 
@@ -18,7 +18,7 @@ Routes (under ``/webhooks/review``):
 The API takes the session cookie plus the ``X-Review-Csrf`` header the page
 carries, or ``Authorization: Bearer <secret>`` with ``X-Reviewer: <name>`` for
 scripts. Secrets and signatures are compared in constant time. The tracker
-store is only read; ratings live in their own tables (``components.review.store``).
+store is only read; ratings live in their own tables (``rasa_safe_hybrid.review.store``).
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from components.channels.common import json_body
-from components.review.store import (DEFAULT_DB, FILTERS, ReviewError, ReviewStore, check_key, check_rating,
+from rasa_safe_hybrid.channels.common import json_body
+from rasa_safe_hybrid.review.store import (DEFAULT_DB, FILTERS, ReviewError, ReviewStore, check_key, check_rating,
                                      sql_tracker_store)
-from components.review.turns import turns
+from rasa_safe_hybrid.review.turns import turns
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ PAGE_HEADERS = {**HEADERS, "Content-Security-Policy": "default-src 'self'; img-s
 
 def rail_names() -> List[str]:
     """Every rail a turn can show: the registry's and the emergency detector's."""
-    from components.emergency import CLASSIFIER_RAIL, INTENT_RAIL, PATTERN_RAIL, WORDS_RAIL
-    from components.guardrails.registry import RAILS
+    from rasa_safe_hybrid.emergency import CLASSIFIER_RAIL, INTENT_RAIL, PATTERN_RAIL, WORDS_RAIL
+    from rasa_safe_hybrid.guardrails.registry import RAILS
 
     return sorted(set(RAILS) | {PATTERN_RAIL, WORDS_RAIL, CLASSIFIER_RAIL, INTENT_RAIL})
 
@@ -90,7 +90,7 @@ class ReviewInput(InputChannel):
         secret = secret.strip()
         if len(secret) < 16:
             raise RasaException("The review channel needs a `secret` of at least 16 characters in credentials.yml "
-                                "(`secret: ${REVIEW_SECRET}`); `make run` creates one in var/review_secret.")
+                                "(`secret: ${REVIEW_SECRET}`).")
         rest_token = os.environ.get("RASA_AUTH_TOKEN", "")
         if rest_token and hmac.compare_digest(secret.encode(), rest_token.strip().encode()):
             raise RasaException("The review channel's `secret` is the REST token: give reviewers a secret of "

@@ -29,7 +29,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from components.channels.common import SeenIds, clean_text, json_body
+from rasa_safe_hybrid.channels.common import SeenIds, clean_text, json_body
 
 logger = logging.getLogger(__name__)
 

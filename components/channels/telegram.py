@@ -32,7 +32,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from components.channels.common import SeenIds, clean_text, json_body
+from rasa_safe_hybrid.channels.common import SeenIds, clean_text, json_body
 
 logger = logging.getLogger(__name__)
 

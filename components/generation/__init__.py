@@ -12,10 +12,10 @@ Nothing here imports Rasa's graph classes, ``torch`` or ``transformers`` at
 import time.
 """
 
-from components.generation.base import Generation, Generator
-from components.generation.factory import get_generator
-from components.generation.prompt import DEFAULT_SYSTEM_PROMPT, build_messages, postprocess
-from components.generation.settings import (
+from rasa_safe_hybrid.generation.base import Generation, Generator
+from rasa_safe_hybrid.generation.factory import get_generator
+from rasa_safe_hybrid.generation.prompt import DEFAULT_SYSTEM_PROMPT, build_messages, postprocess
+from rasa_safe_hybrid.generation.settings import (
     BACKENDS,
     GenerationSettings,
     LlamaCppOptions,

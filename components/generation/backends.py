@@ -9,7 +9,7 @@ process. The module provides two functions:
 - ``build(settings, cached) -> Generator``: a generator for ``settings``,
   reusing ``cached`` (the generator last built under that key, or None).
 
-``components.generation.factory.get_generator`` keeps one generator per key and
+``rasa_safe_hybrid.generation.factory.get_generator`` keeps one generator per key and
 process. A new backend is one module and one line here (docs/plugin.md shows a
 worked example). Modules are named, not imported: a backend's dependencies
 (torch, llama.cpp, an HTTP client) load only when it is used.
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Type
 
-from components.generation.options import LlamaCppOptions, OpenAIOptions, TransformersOptions
+from rasa_safe_hybrid.generation.options import LlamaCppOptions, OpenAIOptions, TransformersOptions
 
 TRANSFORMERS = "transformers"
 LLAMA_CPP = "llama_cpp"
@@ -48,8 +48,8 @@ class Backend:
 BACKENDS: Dict[str, Backend] = {
     backend.name: backend
     for backend in (
-        Backend(TRANSFORMERS, TransformersOptions, "components.generation.transformers_backend", in_process=True),
-        Backend(LLAMA_CPP, LlamaCppOptions, "components.generation.llama_cpp_backend", in_process=True),
-        Backend(OPENAI, OpenAIOptions, "components.generation.openai_backend", in_process=False),
+        Backend(TRANSFORMERS, TransformersOptions, "rasa_safe_hybrid.generation.transformers_backend", in_process=True),
+        Backend(LLAMA_CPP, LlamaCppOptions, "rasa_safe_hybrid.generation.llama_cpp_backend", in_process=True),
+        Backend(OPENAI, OpenAIOptions, "rasa_safe_hybrid.generation.openai_backend", in_process=False),
     )
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Protocol
 
-from components.generation.settings import GenerationSettings
+from rasa_safe_hybrid.generation.settings import GenerationSettings
 
 
 @dataclass

@@ -6,9 +6,9 @@ import importlib
 import threading
 from typing import Dict, Tuple
 
-from components.generation.backends import BACKENDS
-from components.generation.base import Generator
-from components.generation.settings import GenerationSettings
+from rasa_safe_hybrid.generation.backends import BACKENDS
+from rasa_safe_hybrid.generation.base import Generator
+from rasa_safe_hybrid.generation.settings import GenerationSettings
 
 _GENERATORS: Dict[Tuple[object, ...], Generator] = {}
 _LOAD_LOCK = threading.Lock()
@@ -17,7 +17,7 @@ _LOAD_LOCK = threading.Lock()
 def get_generator(settings: GenerationSettings) -> Generator:
     """The process-wide generator for these settings (a model is loaded once).
 
-    The backend's module (``components.generation.backends``) says what identifies a
+    The backend's module (``rasa_safe_hybrid.generation.backends``) says what identifies a
     loaded model (``cache_key``: for ``transformers`` the model, GGUF file, revision and
     dtype; for ``llama_cpp`` the GGUF file, threads, context, batch and seed; for
     ``openai`` the server and model) and builds a generator that reuses it (``build``).

@@ -29,15 +29,15 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from components.generation.base import Generation
-from components.generation.prompt import build_messages, postprocess
-from components.generation.settings import GenerationSettings, LlamaCppOptions
+from rasa_safe_hybrid.generation.base import Generation
+from rasa_safe_hybrid.generation.prompt import build_messages, postprocess
+from rasa_safe_hybrid.generation.settings import GenerationSettings, LlamaCppOptions
 
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = (
-    "`generation.backend: llama_cpp` needs llama-cpp-python in the virtualenv: run `make setup` "
-    "(it builds the wheel once into .cache/wheels), or set `backend: transformers`."
+    "`generation.backend: llama_cpp` needs llama-cpp-python in the virtualenv: "
+    "`pip install 'rasa-safe-hybrid[llama]'` (it builds llama.cpp once), or set `backend: transformers`."
 )
 
 
@@ -70,7 +70,7 @@ def load_llama(settings: GenerationSettings) -> Any:
         raise RuntimeError(
             f"Could not load the response model '{settings.model_id}': no file {path}. Check "
             f"`generation.model` (a folder) and `generation.gguf_file` in the LLMResponsePolicy block of "
-            f"config.yml; `make setup` fetches the default model."
+            f"config.yml (a folder holding that GGUF file)."
         )
     start = time.perf_counter()
     try:
@@ -156,7 +156,7 @@ class LlamaCppGenerator:
 
 
 def cache_key(settings: GenerationSettings) -> Tuple[object, ...]:
-    """What identifies one loaded llama.cpp model (``components.generation.backends``)."""
+    """What identifies one loaded llama.cpp model (``rasa_safe_hybrid.generation.backends``)."""
     options = settings.options
     return (str(gguf_path(settings)), options.n_threads, options.n_ctx, options.n_batch, options.seed)
 

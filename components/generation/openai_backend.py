@@ -25,9 +25,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import requests
 
-from components.generation.base import Generation
-from components.generation.prompt import build_messages, postprocess
-from components.generation.settings import GenerationSettings, OpenAIOptions
+from rasa_safe_hybrid.generation.base import Generation
+from rasa_safe_hybrid.generation.prompt import build_messages, postprocess
+from rasa_safe_hybrid.generation.settings import GenerationSettings, OpenAIOptions
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class OpenAIGenerator:
 
 
 def cache_key(settings: GenerationSettings) -> Tuple[object, ...]:
-    """One client (and circuit breaker) per server and model (``components.generation.backends``)."""
+    """One client (and circuit breaker) per server and model (``rasa_safe_hybrid.generation.backends``)."""
     return (settings.options.base_url, settings.model)
 
 

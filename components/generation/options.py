@@ -1,7 +1,7 @@
 """Each generation backend's own options (the keys of the ``generation`` block only it reads).
 
-``components.generation.backends`` says which backend has which options class;
-``components.generation.settings`` splits the flat config block into the shared
+``rasa_safe_hybrid.generation.backends`` says which backend has which options class;
+``rasa_safe_hybrid.generation.settings`` splits the flat config block into the shared
 options and the selected backend's.
 """
 

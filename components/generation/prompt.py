@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Dict, List
 
-from components.generation.settings import DEFAULT_SYSTEM_PROMPT, GenerationSettings
+from rasa_safe_hybrid.generation.settings import DEFAULT_SYSTEM_PROMPT, GenerationSettings
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "build_messages", "postprocess"]
 

@@ -3,8 +3,8 @@
 The ``generation`` block of the policy's config is flat (``model``,
 ``max_new_tokens``, ``gguf_file``, ``base_url``, ...). ``GenerationSettings``
 splits it into the shared options and one options class per backend
-(``components.generation.options``; which backend has which:
-``components.generation.backends``); a key that belongs to another backend
+(``rasa_safe_hybrid.generation.options``; which backend has which:
+``rasa_safe_hybrid.generation.backends``); a key that belongs to another backend
 than the selected one is rejected with a message that says which backend it
 belongs to, instead of being silently ignored.
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Optional, Tuple, Type, Union
 
-from components.generation.backends import BACKENDS, LLAMA_CPP, OPENAI, TRANSFORMERS
-from components.generation.options import (LlamaCppOptions, OpenAIOptions, TransformersOptions, _fail,
+from rasa_safe_hybrid.generation.backends import BACKENDS, LLAMA_CPP, OPENAI, TRANSFORMERS
+from rasa_safe_hybrid.generation.options import (LlamaCppOptions, OpenAIOptions, TransformersOptions, _fail,
                                            _non_negative_int)
 
 # The backends' names and options classes are re-exported: callers import them from here.
@@ -34,7 +34,7 @@ BackendOptions = Union[TransformersOptions, LlamaCppOptions, OpenAIOptions]
 
 
 def _options() -> Dict[str, Type[Any]]:
-    """Backend name -> its options class, from the registry (``components.generation.backends``)."""
+    """Backend name -> its options class, from the registry (``rasa_safe_hybrid.generation.backends``)."""
     return {name: backend.options for name, backend in BACKENDS.items()}
 
 

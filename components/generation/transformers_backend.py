@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from components.generation.base import Generation
-from components.generation.prompt import build_messages, postprocess
-from components.generation.settings import GenerationSettings, TransformersOptions
+from rasa_safe_hybrid.generation.base import Generation
+from rasa_safe_hybrid.generation.prompt import build_messages, postprocess
+from rasa_safe_hybrid.generation.settings import GenerationSettings, TransformersOptions
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def load_model(settings: GenerationSettings) -> Tuple[Any, Any]:
 
 
 def cache_key(settings: GenerationSettings) -> Tuple[object, ...]:
-    """What identifies one loaded transformers model (``components.generation.backends``)."""
+    """What identifies one loaded transformers model (``rasa_safe_hybrid.generation.backends``)."""
     options = settings.options
     return (settings.model, options.gguf_file, options.revision, options.dtype)
 

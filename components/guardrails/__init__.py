@@ -7,10 +7,10 @@ and traces), ``verdict``, ``pii`` (detection and redaction), ``patterns``
 (degenerate replies, prompt leaks). Nothing here imports Rasa's graph classes.
 """
 
-from components.guardrails.engine import Guardrails
-from components.guardrails.record import GUARDRAILS_KEY, RailsRecord, text_for_model
-from components.guardrails.registry import RAILS, RailContext, RailSpec
-from components.guardrails.verdict import Verdict
+from rasa_safe_hybrid.guardrails.engine import Guardrails
+from rasa_safe_hybrid.guardrails.record import GUARDRAILS_KEY, RailsRecord, text_for_model
+from rasa_safe_hybrid.guardrails.registry import RAILS, RailContext, RailSpec
+from rasa_safe_hybrid.guardrails.verdict import Verdict
 
 __all__ = [
     "GUARDRAILS_KEY", "Guardrails", "RAILS", "RailContext", "RailSpec", "RailsRecord",

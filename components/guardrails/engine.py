@@ -13,9 +13,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from rasa.shared.exceptions import InvalidConfigException
 
-from components.guardrails import pii, registry
-from components.guardrails.record import RailsRecord
-from components.guardrails.registry import INPUT, OUTPUT, RailContext, RailSettings
+from rasa_safe_hybrid.guardrails import pii, registry
+from rasa_safe_hybrid.guardrails.record import RailsRecord
+from rasa_safe_hybrid.guardrails.registry import INPUT, OUTPUT, RailContext, RailSettings
 
 
 class Guardrails:
@@ -33,7 +33,7 @@ class Guardrails:
         before_generation: input rails the LLM action runs on the latest message and
             the last user turns together before it generates (default: the harmful,
             hateful and attack classifiers; emergencies are checked by
-            ``components.emergency`` first); a fired one replaces generation.
+            ``rasa_safe_hybrid.emergency`` first); a fired one replaces generation.
         passage_rails: input rails every retrieved passage must pass before it reaches the
             prompt or the user (default: the injection patterns; indexed text is untrusted, an
             instruction in it is never followed or shown).

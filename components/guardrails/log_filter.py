@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from components.guardrails import pii
+from rasa_safe_hybrid.guardrails import pii
 
 
 class PIIRedactingFilter(logging.Filter):

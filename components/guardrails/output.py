@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Set
 
-from components.guardrails.verdict import Verdict, clean
+from rasa_safe_hybrid.guardrails.verdict import Verdict, clean
 
 DEGENERATE = "degenerate"
 PROMPT_LEAK = "prompt_leak"

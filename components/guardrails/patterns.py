@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Pattern, Tuple
 import yaml
 from rasa.shared.exceptions import InvalidConfigException
 
-from components.guardrails.verdict import RailContext, Verdict, clean
+from rasa_safe_hybrid.guardrails.verdict import RailContext, Verdict, clean
 
 LISTS_DIR = Path(__file__).resolve().parent / "lists"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Pattern, Sequence, Tuple
 
-from components.guardrails.verdict import Verdict, clean
+from rasa_safe_hybrid.guardrails.verdict import Verdict, clean
 
 RAIL = "pii"
 LEAK_RAIL = "pii_leak"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from components.guardrails.verdict import Verdict
+from rasa_safe_hybrid.guardrails.verdict import Verdict
 
 GUARDRAILS_KEY = "guardrails"  # key of the input record in a message's parse data
 EMERGENCY_CHECK_KEY = "emergency_check"  # key of the EmergencyDetector's record

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Protocol, Sequence, Tuple
 
-from components.embeddings import DEFAULT_MODEL as DEFAULT_ENCODER
-from components.guardrails import output, pii
-from components.guardrails.patterns import PatternRail, load_allow, load_groups
-from components.guardrails.verdict import RailContext, Verdict
+from rasa_safe_hybrid.embeddings import DEFAULT_MODEL as DEFAULT_ENCODER
+from rasa_safe_hybrid.guardrails import output, pii
+from rasa_safe_hybrid.guardrails.patterns import PatternRail, load_allow, load_groups
+from rasa_safe_hybrid.guardrails.verdict import RailContext, Verdict
 
 INPUT = "input"
 OUTPUT = "output"
@@ -101,7 +101,7 @@ def _function(name: str, function: Callable[[RailContext], Verdict]) -> Callable
 def _learned(name: str, head: str, threshold_key: Optional[str] = None,
              judge: Optional[str] = None) -> Callable[[RailSettings], Rail]:
     def build(settings: RailSettings) -> Rail:
-        from components.guardrails.learned import rails as learned
+        from rasa_safe_hybrid.guardrails.learned import rails as learned
 
         return learned.build(name, head, settings, threshold_key, judge)
     return build
@@ -111,7 +111,7 @@ def _ungrounded(settings: RailSettings) -> Rail:
     def check(context: RailContext) -> Verdict:
         if context.passages is None:
             return Verdict("ungrounded", False)
-        from components.retrieval.grounding import check as grounding
+        from rasa_safe_hybrid.retrieval.grounding import check as grounding
 
         result = grounding(context.text, context.passages, settings.encoder, context.user_text)
         if result.grounded:
@@ -125,7 +125,7 @@ def _small_talk(settings: RailSettings) -> Rail:
     def check(context: RailContext) -> Verdict:
         if context.passages != ():  # only a chit-chat turn (no passages, not a grounded or free turn)
             return Verdict("small_talk", False)
-        from components.small_talk import shared
+        from rasa_safe_hybrid.small_talk import shared
 
         reason = shared(settings.encoder).misread(context.text, [context.user_text] if context.user_text else [])
         return Verdict("small_talk", reason is not None, reason or "", source="model")

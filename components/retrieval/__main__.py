@@ -1,6 +1,6 @@
 """``make index``: builds the knowledge index into .cache/index and prints what it holds.
 
-Usage: python -m components.retrieval [--knowledge knowledge] [--documents knowledge/documents]
+Usage: python -m rasa_safe_hybrid.retrieval [--knowledge knowledge] [--documents knowledge/documents]
        [--corpora knowledge/corpora.yml | --no-corpora] [--out .cache/index]
        [--encoder .cache/models/all-MiniLM-L6-v2] [--query "..."]
 
@@ -17,11 +17,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from components.embeddings import DEFAULT_MODEL, EncoderUnavailable
-from components.retrieval.corpora import MANIFEST, CorpusError, available, index_folder, read_manifest
-from components.retrieval.corpus_index import CorpusIndex
-from components.retrieval.index import DEFAULT_DIR, KnowledgeIndex
-from components.retrieval.passages import fingerprint, load_passages
+from rasa_safe_hybrid.embeddings import DEFAULT_MODEL, EncoderUnavailable
+from rasa_safe_hybrid.retrieval.corpora import MANIFEST, CorpusError, available, index_folder, read_manifest
+from rasa_safe_hybrid.retrieval.corpus_index import CorpusIndex
+from rasa_safe_hybrid.retrieval.index import DEFAULT_DIR, KnowledgeIndex
+from rasa_safe_hybrid.retrieval.passages import fingerprint, load_passages
 
 
 def main() -> int:

@@ -24,9 +24,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from components.retrieval.corpus_index import load_corpus_index
-from components.retrieval.index import Hit, load_index
-from components.retrieval.settings import EXTRACT, RetrievalSettings
+from rasa_safe_hybrid.retrieval.corpus_index import load_corpus_index
+from rasa_safe_hybrid.retrieval.index import Hit, load_index
+from rasa_safe_hybrid.retrieval.settings import EXTRACT, RetrievalSettings
 
 logger = logging.getLogger(__name__)
 

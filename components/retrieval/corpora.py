@@ -26,7 +26,7 @@ from typing import Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional
 
 import yaml
 
-from components.retrieval.passages import Passage
+from rasa_safe_hybrid.retrieval.passages import Passage
 
 logger = logging.getLogger(__name__)
 

@@ -32,10 +32,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from components.embeddings import DEFAULT_MODEL, get_encoder
-from components.retrieval.corpora import CorpusPin, Entry, fingerprint
-from components.retrieval.index import DENSE_WEIGHT, Hit, words
-from components.retrieval.passages import Passage
+from rasa_safe_hybrid.embeddings import DEFAULT_MODEL, get_encoder
+from rasa_safe_hybrid.retrieval.corpora import CorpusPin, Entry, fingerprint
+from rasa_safe_hybrid.retrieval.index import DENSE_WEIGHT, Hit, words
+from rasa_safe_hybrid.retrieval.passages import Passage
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ def load_corpus_index(manifest: Path, base: Path, encoder_model: str = DEFAULT_M
     """The process-wide index of the corpora ``manifest`` pins (under ``base``), or None (none
     pinned, none installed, or not indexed yet: said once in the log; the curated knowledge still
     answers). ``ASSISTANT_CORPORA``, when set, names the manifest instead ("": none)."""
-    from components.retrieval.corpora import available, index_folder, read_manifest
+    from rasa_safe_hybrid.retrieval.corpora import available, index_folder, read_manifest
 
     manifest = Path(os.environ[CORPORA_ENV]) if CORPORA_ENV in os.environ else manifest
     key = (str(manifest), str(base), encoder_model)
@@ -314,7 +314,7 @@ def load_corpus_index(manifest: Path, base: Path, encoder_model: str = DEFAULT_M
             if index is None:
                 logger.warning(f"The reference corpora ({', '.join(p.corpus.name for p in usable)}) are not indexed "
                                f"in {folder}: the assistant answers from its curated knowledge only. Build the index "
-                               f"with `python -m components.retrieval` (a few minutes, once).")
+                               f"with `python -m rasa_safe_hybrid.retrieval` (a few minutes, once).")
             else:
                 logger.info(f"Reference corpora: {', '.join(p.corpus.name for p in usable)} "
                             f"({len(index)} passages, {folder}).")
@@ -324,7 +324,7 @@ def load_corpus_index(manifest: Path, base: Path, encoder_model: str = DEFAULT_M
 
 def status(manifest: Path, base: Path, encoder_model: str = DEFAULT_MODEL) -> str:
     """One line for a person starting the assistant: which reference corpora answer, or why none."""
-    from components.retrieval.corpora import CorpusError, available, index_folder, read_manifest
+    from rasa_safe_hybrid.retrieval.corpora import CorpusError, available, index_folder, read_manifest
 
     manifest = Path(os.environ[CORPORA_ENV]) if CORPORA_ENV in os.environ else manifest
     try:
@@ -340,5 +340,5 @@ def status(manifest: Path, base: Path, encoder_model: str = DEFAULT_MODEL) -> st
     index = CorpusIndex.open(index_folder(base, usable), usable, encoder_model)
     names = ", ".join(p.corpus.name for p in usable)
     if index is None:
-        return f"Knowledge: curated only ({names} not indexed yet: make corpora){'; ' + notes if notes else ''}"
+        return f"Knowledge: curated only ({names} not indexed yet: python -m rasa_safe_hybrid.retrieval){'; ' + notes if notes else ''}"
     return f"Knowledge: curated + {names} ({len(index)} passages){'; ' + notes if notes else ''}"

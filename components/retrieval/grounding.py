@@ -22,8 +22,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from components.embeddings import DEFAULT_MODEL, get_encoder
-from components.retrieval.index import words
+from rasa_safe_hybrid.embeddings import DEFAULT_MODEL, get_encoder
+from rasa_safe_hybrid.retrieval.index import words
 
 MIN_CONTENT_WORDS = 4
 MIN_SIMILARITY = 0.6

@@ -23,8 +23,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from components.embeddings import DEFAULT_MODEL, get_encoder
-from components.retrieval.passages import DOCUMENT_SUFFIXES, Passage, fingerprint, load_passages
+from rasa_safe_hybrid.embeddings import DEFAULT_MODEL, get_encoder
+from rasa_safe_hybrid.retrieval.passages import DOCUMENT_SUFFIXES, Passage, fingerprint, load_passages
 
 logger = logging.getLogger(__name__)
 

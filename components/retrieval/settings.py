@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Dict, Optional, Tuple
 
-from components.embeddings import DEFAULT_MODEL
+from rasa_safe_hybrid.embeddings import DEFAULT_MODEL
 
 GENERATE = "generate"
 EXTRACT = "extract"

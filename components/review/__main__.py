@@ -1,6 +1,6 @@
-"""``python -m components.review export``: reviewers' ratings -> NLU, test stories, fine-tuning and guard rows.
+"""``python -m rasa_safe_hybrid.review export``: reviewers' ratings -> NLU, test stories, fine-tuning and guard rows.
 
-Usage: python -m components.review export [--db URL] [--endpoints endpoints.yml] [--domain domain.yml]
+Usage: python -m rasa_safe_hybrid.review export [--db URL] [--endpoints endpoints.yml] [--domain domain.yml]
                                           [--project .] [--dry-run]
 
 The ratings database is the review channel's ``db`` in credentials.yml (default
@@ -19,14 +19,14 @@ from typing import Any, Dict, List
 
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 
-REVIEW_CHANNEL = "components.channels.review.ReviewInput"
+REVIEW_CHANNEL = "rasa_safe_hybrid.channels.review.ReviewInput"
 
 
 def configured_db(credentials: Path) -> str:
     """The review channel's ``db`` from credentials.yml (``${VAR}`` expanded; unset: the default)."""
     import yaml
 
-    from components.review.store import DEFAULT_DB
+    from rasa_safe_hybrid.review.store import DEFAULT_DB
 
     if not credentials.exists():
         return DEFAULT_DB
@@ -52,8 +52,8 @@ async def _trackers(conversations: List[str], endpoints: Path, domain: Any) -> D
 def export(args: argparse.Namespace) -> int:
     from rasa.shared.core.domain import Domain
 
-    from components.review import export as out
-    from components.review.store import ReviewStore
+    from rasa_safe_hybrid.review import export as out
+    from rasa_safe_hybrid.review.store import ReviewStore
 
     project = args.project.resolve()
     os.chdir(project)  # relative paths of endpoints.yml and credentials.yml (var/...) are the project's
@@ -76,9 +76,9 @@ def export(args: argparse.Namespace) -> int:
         project / "tests" / "reviewed_stories.yml": (out.story_yaml(tests), len(tests)),
         project / "finetune" / "data" / "reviewed.jsonl": (
             "".join(__import__("json").dumps(r, ensure_ascii=False) + "\n" for r in tuning), len(tuning)),
-        project / "components" / "guardrails" / "learned" / "data" / "reviewed.tsv": (
+        project / "finetune" / "data" / "guards" / "reviewed.tsv": (
             "# head\ttarget (1: should fire, 0: false alarm)\treviewer\ttext\n"
-            "# Written by `make review-export` from reviewers' rail ratings; trained on, never held out.\n"
+            "# Written by `python -m rasa_safe_hybrid.review export` from reviewers' rail ratings; trained on, never held out.\n"
             + "".join(f"{h}\t{t}\t{r}\t{x}\n" for h, t, r, x in guards), len(guards)),
     }
     for path, (text, count) in files.items():
@@ -95,7 +95,7 @@ def export(args: argparse.Namespace) -> int:
 
 def main(argv: List[str] = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m components.review", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m rasa_safe_hybrid.review", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     command = commands.add_parser("export", help="ratings -> data/nlu/reviewed.yml, tests/reviewed_stories.yml, "
                                   "finetune/data/reviewed.jsonl, learned rails' reviewed.tsv")

@@ -6,7 +6,7 @@ Writes, each file whole from every rating so far (running it twice writes the sa
 - conversations whose every rating says it went right -> ``tests/reviewed_stories.yml`` (test stories);
 - good model replies and corrected replies of open turns -> ``finetune/data/reviewed.jsonl``
   (``make finetune`` reads it);
-- rail false alarms and misses -> ``components/guardrails/learned/data/reviewed.tsv``
+- rail false alarms and misses -> ``finetune/data/guards/reviewed.tsv``
   (``make train-guards`` trains on it as the project's own rows: never in a held-out split).
 
 Prints what it wrote and, for everything it left out, why.
@@ -126,7 +126,7 @@ def nlu_yaml(examples: Dict[str, List[str]]) -> str:
     for intent in sorted(examples):
         lines = "".join(f"    - {text}\n" for text in examples[intent])
         blocks.append(f"- intent: {intent}\n  examples: |\n{lines}")
-    header = ("# Written by `make review-export` from reviewers' intent corrections; do not edit by hand\n"
+    header = ("# Written by `python -m rasa_safe_hybrid.review export` from reviewers' intent corrections; do not edit by hand\n"
               "# (a correction made on the review page survives the next export, an edit here does not).\n")
     return header + 'version: "3.1"\nnlu:\n' + "".join(blocks)
 
@@ -195,7 +195,7 @@ def guard_rows(rows: List[Dict[str, Any]], outcome: Outcome) -> List[Tuple[str, 
 
 def story_yaml(stories: List[Tuple[str, str]]) -> str:
     """Test stories (already rendered by Rasa's writer, one per conversation)."""
-    header = ("# Written by `make review-export`: conversations reviewers rated as right, to keep them right.\n"
+    header = ("# Written by `python -m rasa_safe_hybrid.review export`: conversations reviewers rated as right, to keep them right.\n"
               "# Run them with `rasa test core --stories tests/reviewed_stories.yml`.\n")
     body = "".join(text for _, text in stories)
     return header + 'version: "3.1"\nstories:\n' + body

@@ -7,7 +7,7 @@ beside the tracker store and never inside it: the tracker store is only read.
 
 The conversation index is brought up to date from the SQL tracker store's
 ``events`` table: a conversation with events newer than the last ones seen is
-read again and summarised by ``components.review.turns`` (the same reading
+read again and summarised by ``rasa_safe_hybrid.review.turns`` (the same reading
 ``make trace`` prints), so the list and its filters never load trackers.
 """
 
@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import sqlalchemy as sa
 
-from components.review.turns import summary, turns
+from rasa_safe_hybrid.review.turns import summary, turns
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def sql_tracker_store(store: Any) -> Any:
         seen += 1
     if store is None or not hasattr(store, "engine"):
         raise ReviewError("the review page reads conversations from a SQL tracker store (SQLite or PostgreSQL, "
-                          "e.g. components.redacting_tracker_store.RedactingSQLTrackerStore in endpoints.yml)")
+                          "e.g. rasa_safe_hybrid.stores.redacting_tracker_store.RedactingSQLTrackerStore in endpoints.yml)")
     return store
 
 

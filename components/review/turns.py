@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Set
 
-from components.action_failure import failure_record
-from components.emergency import TRIAGE_ANSWER_KEY, TRIAGE_SLOT
-from components.guardrails import RailsRecord, Verdict
-from components.guardrails.record import EMERGENCY_CHECK_KEY
+from rasa_safe_hybrid.actions.action_failure import failure_record
+from rasa_safe_hybrid.emergency import TRIAGE_ANSWER_KEY, TRIAGE_SLOT
+from rasa_safe_hybrid.guardrails import RailsRecord, Verdict
+from rasa_safe_hybrid.guardrails.record import EMERGENCY_CHECK_KEY
 
 # An intent below this confidence (or Rasa's nlu_fallback) is "low confidence" on the review page.
 LOW_CONFIDENCE = 0.5

@@ -17,7 +17,7 @@ event loop keeps serving other conversations. It gives mutual exclusion, not
 first-come-first-served order among messages that arrive at the same moment.
 
     lock_store:
-      type: components.stores.redis_lock_store.AtomicRedisLockStore
+      type: rasa_safe_hybrid.stores.redis_lock_store.AtomicRedisLockStore
       url: localhost
       port: 6379
 """

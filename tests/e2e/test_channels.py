@@ -172,7 +172,7 @@ def test_telegram_updates_without_text_neither_crash_nor_silence_the_bot(channel
 
 
 def fake_text_only() -> str:
-    from components.channels.telegram import DEFAULT_NON_TEXT_REPLY
+    from rasa_safe_hybrid.channels.telegram import DEFAULT_NON_TEXT_REPLY
 
     return DEFAULT_NON_TEXT_REPLY
 

@@ -195,7 +195,7 @@ def test_the_supervisor_restarts_a_killed_action_server(tmp_path):
     with open(log, "wb") as out:
         supervisor = subprocess.Popen(
             [sys.executable, "scripts/supervise.py", "--name", "actions", "--health", health, "--interval", "1",
-             "--", str(BIN / "python"), "-m", "components.action_server", "--port", str(port)],
+             "--", str(BIN / "python"), "-m", "rasa_safe_hybrid.actions.server", "--port", str(port)],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_until_up(health, supervisor, log)

@@ -77,7 +77,7 @@ def test_a_changed_document_is_answered_anew(knowing):
 
 
 def test_the_fixture_corpus_is_pinned_by_its_own_manifest():
-    from components.retrieval.corpora import available, read_manifest
+    from rasa_safe_hybrid.retrieval.corpora import available, read_manifest
 
     usable, refused = available(read_manifest(TINY / "corpora.yml"))
     assert not refused and [p.corpus.name for p in usable] == ["wordnet", "foldoc"]

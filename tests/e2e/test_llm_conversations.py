@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from components import small_talk
+from rasa_safe_hybrid import small_talk
 
 pytestmark = pytest.mark.e2e
 

@@ -223,7 +223,7 @@ def test_the_export_writes_what_training_reads_and_rasa_validates_it(servers, re
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "data", project / "data")
     endpoints = servers.tracker_db.parent / "endpoints.yml"
-    done = subprocess.run([sys.executable, "-m", "components.review", "export", "--project", str(project),
+    done = subprocess.run([sys.executable, "-m", "rasa_safe_hybrid.review", "export", "--project", str(project),
                            "--db", f"sqlite:///{servers.tracker_db.parent / 'review.db'}",
                            "--endpoints", str(endpoints), "--domain", str(project / "domain.yml")],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -239,7 +239,7 @@ def test_the_export_writes_what_training_reads_and_rasa_validates_it(servers, re
     assert f"reviewed {replayed}-2" not in [s["story"] for s in stories]  # its intent was wrong
     tuning = (project / "finetune" / "data" / "reviewed.jsonl").read_text()
     assert "The Moon is Earth's only natural satellite." in tuning and "moon" in tuning
-    guards = (project / "components" / "guardrails" / "learned" / "data" / "reviewed.tsv").read_text()
+    guards = (project / "finetune" / "data" / "guards" / "reviewed.tsv").read_text()
     assert re.search(r"^emergency\t0\t(Ana|script)\tI just got back from a long walk with my dog$", guards, re.M)
 
     validated = subprocess.run([str(BIN / "rasa"), "data", "validate", "--domain", "domain.yml", "--data", "data",

@@ -10,12 +10,12 @@ from tests.fakes import telegram as fake_telegram
 
 def fake_channel_credentials(slack: fake_slack.FakeSlack, telegram: fake_telegram.FakeTelegram) -> Dict[str, Any]:
     return {
-        "components.channels.slack.SlackChannel": {
+        "rasa_safe_hybrid.channels.slack.SlackChannel": {
             "slack_token": fake_slack.BOT_TOKEN,
             "slack_signing_secret": fake_slack.SIGNING_SECRET,
             "api_url": f"{slack.url}/api/",
         },
-        "components.channels.telegram.TelegramChannel": {
+        "rasa_safe_hybrid.channels.telegram.TelegramChannel": {
             "access_token": fake_telegram.BOT_TOKEN,
             "webhook_url": "http://127.0.0.1/webhooks/telegram/webhook",
             "secret_token": fake_telegram.SECRET_TOKEN,

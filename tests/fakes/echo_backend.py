@@ -1,14 +1,14 @@
 """A generation backend written the way docs/plugin.md says a new one is: this module and one
-line in components.generation.backends (the test adds the line). It answers by echoing."""
+line in rasa_safe_hybrid.generation.backends (the test adds the line). It answers by echoing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from components.generation.base import Generation
-from components.generation.options import _fail
-from components.generation.settings import GenerationSettings
+from rasa_safe_hybrid.generation.base import Generation
+from rasa_safe_hybrid.generation.options import _fail
+from rasa_safe_hybrid.generation.settings import GenerationSettings
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The project's actions with one broken: ``action_check_order_status`` raises.
 
-For the fault tests: ``python -m components.action_server --actions
+For the fault tests: ``python -m rasa_safe_hybrid.actions.server --actions
 tests.fakes.raising_actions``. rasa-sdk registers every ``Action`` subclass it has
 imported, subclasses after their parents, so the raising subclass replaces the
 real action under the same name; every other action is the real one.

@@ -26,7 +26,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from components.guardrails.learned.heads import (
+from rasa_safe_hybrid.guardrails.learned.heads import (
     ARTIFACT_DIR,
     ATTACK,
     EMERGENCY,
@@ -39,7 +39,7 @@ from components.guardrails.learned.heads import (
     load_heads,
     nearest,
 )
-from components.guardrails.verdict import MODEL, RailContext, Verdict
+from rasa_safe_hybrid.guardrails.verdict import MODEL, RailContext, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def build(name: str, head: str, settings: Any, threshold_key: Optional[str] = No
     ``threshold_key`` (default: the head's). ``judge``: a key of ``JUDGES`` (the rail
     judges a reply with the user's message), else the rail classifies its text.
     """
-    from components.embeddings import EncoderUnavailable, get_encoder
+    from rasa_safe_hybrid.embeddings import EncoderUnavailable, get_encoder
     from rasa.shared.exceptions import InvalidConfigException
 
     try:
@@ -196,7 +196,7 @@ def build(name: str, head: str, settings: Any, threshold_key: Optional[str] = No
     if missing:
         raise InvalidConfigException(
             f"Rail '{name}': the trained heads in {folder} have no {sorted(missing)} "
-            f"(they have {sorted(heads.names)}); retrain them with `make train-guards`.")
+            f"(they have {sorted(heads.names)}); point the rails' `heads` setting at heads trained for them.")
     threshold = float(settings.thresholds.get(name, heads.thresholds[key]))
     if judge is not None:
         return JUDGES[judge](name, encoder, heads, threshold)

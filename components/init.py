@@ -1,31 +1,37 @@
-"""Adds the plugin to an existing Rasa 3.6 project: ``python -m components.install PATH``.
+"""Adds the plugin to an existing Rasa 3.6 project: ``python -m rasa_safe_hybrid init PATH``.
 
-What it does, each step printed, nothing that is already there touched:
+The plugin is installed like any Python library (``pip install rasa-safe-hybrid``);
+this command only writes the project's configuration, each step printed,
+nothing that is already there touched:
 
-1. copies this package to ``PATH/components`` (refuses when a different
-   ``components`` package is there);
-2. ``config.yml``: writes Rasa's default pipeline and policies out when the
+1. ``config.yml``: writes Rasa's default pipeline and policies out when the
    project relies on auto-configuration (an empty ``pipeline`` would otherwise
    hold only the plugin), then appends ``InputRails`` (pointing its learned
    rails at the sentence encoder, ``--encoder``) and ``LLMResponsePolicy``;
-3. ``domain.yml``: adds the ``guardrail_*`` and ``open_question`` intents, the
+2. ``domain.yml``: adds the ``guardrail_*`` and ``open_question`` intents, the
    plugin's responses, the trace slot and ``action_llm_response``;
-4. ``data/llm_plugin.yml``: the rules for the guardrail intents and examples of
+3. ``data/llm_plugin.yml``: the rules for the guardrail intents and examples of
    open questions;
-5. ``actions/llm_response.py``: registers the plugin's action with the action server;
-6. ``endpoints.yml``: the action server's URL and the PII-redacting SQLite
+4. ``actions/llm_response.py``: registers the plugin's action with the action server;
+5. ``endpoints.yml``: the action server's URL and the PII-redacting SQLite
    tracker store, each only when none is configured.
 
+After ``pip install -U rasa-safe-hybrid``, run it again: it adds what is
+missing and rewrites the import paths of an older version (the ``components.*``
+paths of the copied plugin) in ``config.yml``, ``endpoints.yml``,
+``credentials.yml`` and ``actions/``, printing each; a configuration key the
+new version no longer takes is refused by ``rasa train`` with a message naming
+the key that replaced it.
+
 It refuses, with a message and exit code 2, a folder it cannot read as a
-Rasa project. Run it again after an upgrade: it only adds what is missing and
-refreshes the copied package.
+Rasa project.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import shutil
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,14 +41,31 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 PACKAGE = Path(__file__).resolve().parent
-DEFAULT_ENCODER = PACKAGE.parent / ".cache" / "models" / "all-MiniLM-L6-v2"  # fetched by `make setup`
-MARKER = Path("guardrails") / "registry.py"  # tells a copy of this plugin from another package
+MARKER = Path("guardrails") / "registry.py"  # tells an old copy of this plugin from another package
+# Import paths of the copied plugin (version 0.1, `components.*`) -> this package's.
+OLD_PATHS = {
+    "components.input_rails": "rasa_safe_hybrid.nlu.input_rails",
+    "components.intent_classifier": "rasa_safe_hybrid.nlu.intent_classifier",
+    "components.sentence_featurizer": "rasa_safe_hybrid.nlu.sentence_featurizer",
+    "components.emergency_detector": "rasa_safe_hybrid.nlu.emergency_detector",
+    "components.llm_response_policy": "rasa_safe_hybrid.policies.llm_response_policy",
+    "components.triage_policy": "rasa_safe_hybrid.policies.triage_policy",
+    "components.llm_action": "rasa_safe_hybrid.actions.llm_action",
+    "components.triage_action": "rasa_safe_hybrid.actions.triage_action",
+    "components.action_failure": "rasa_safe_hybrid.actions.action_failure",
+    "components.action_server": "rasa_safe_hybrid.actions.server",
+    "components.redacting_tracker_store": "rasa_safe_hybrid.stores.redacting_tracker_store",
+    "components.stores": "rasa_safe_hybrid.stores",
+    "components.channels": "rasa_safe_hybrid.channels",
+    "components.install": "rasa_safe_hybrid.init",
+}
+MIGRATED_FILES = ("config.yml", "endpoints.yml", "credentials.yml")
 RASA_DEFAULT_CONFIG = "rasa/engine/recipes/config_files/default_config.yml"
 
-INPUT_RAILS = "components.input_rails.InputRails"
-POLICY = "components.llm_response_policy.LLMResponsePolicy"
+INPUT_RAILS = "rasa_safe_hybrid.nlu.input_rails.InputRails"
+POLICY = "rasa_safe_hybrid.policies.llm_response_policy.LLMResponsePolicy"
 ACTION = "action_llm_response"
-REDACTING_STORE = "components.redacting_tracker_store.RedactingSQLTrackerStore"
+REDACTING_STORE = "rasa_safe_hybrid.stores.redacting_tracker_store.RedactingSQLTrackerStore"
 TRACE_SLOT = "llm_trace"
 INTENTS = ["guardrail_injection", "guardrail_harmful", "open_question"]
 RESPONSES = {
@@ -58,7 +81,7 @@ RESPONSES = {
 }
 DATA_FILE = Path("data") / "llm_plugin.yml"
 DATA = '''version: "3.1"
-# Added by `python -m components.install`: what happens when an input rail fires,
+# Added by `python -m rasa_safe_hybrid.init`: what happens when an input rail fires,
 # and examples of the open questions the language model answers.
 rules:
 - rule: prompt injection or jailbreak (plugin)
@@ -94,9 +117,9 @@ nlu:
     - how does the internet work
 '''
 ACTIONS_FILE = Path("actions") / "llm_response.py"
-ACTIONS = '''"""Registers the safe hybrid assistant plugin's LLM action (added by components.install)."""
+ACTIONS = '''"""Registers the safe hybrid assistant plugin's LLM action (added by rasa_safe_hybrid.init)."""
 
-from components.llm_action import ActionLLMResponse  # noqa: F401
+from rasa_safe_hybrid.actions.llm_action import ActionLLMResponse  # noqa: F401
 '''
 
 
@@ -125,7 +148,7 @@ class Installer:
         """Refuses what is not a readable Rasa project."""
         if not self.project.is_dir():
             raise InstallError(f"{self.project} is not a folder.")
-        if self.project.resolve() == PACKAGE.parent:
+        if (self.project / "components" / "__init__.py").resolve() == (PACKAGE / "__init__.py").resolve():
             raise InstallError("that is the plugin's own project; give the path of another Rasa project.")
         for name in ("config.yml", "domain.yml"):
             if not (self.project / name).is_file():
@@ -138,15 +161,10 @@ class Installer:
         if not (self.project / "data").is_dir():
             raise InstallError(f"{self.project} has no data/ folder: is it a Rasa project (`rasa init`)?")
         if self.encoder is None or not (self.encoder / "model.safetensors").exists():
+            where = f"{self.encoder} has no model.safetensors" if self.encoder else "no --encoder was given"
             raise InstallError(
-                f"the learned rails need the sentence encoder (all-MiniLM-L6-v2) and {self.encoder} has no "
-                f"model.safetensors: fetch it with `python scripts/fetch_model.py minilm` in the plugin's "
-                f"project and pass --encoder <folder>."
-            )
-        target = self.project / "components"
-        if target.exists() and not (target / MARKER).exists():
-            raise InstallError(
-                f"{target} exists and is not this plugin; rename it, then run the install again."
+                f"the learned rails need the sentence encoder (all-MiniLM-L6-v2) and {where}: pass "
+                f"--encoder <folder with model.safetensors> (the rails' `encoder` setting in config.yml)."
             )
 
     def _load(self, path: Path) -> Any:
@@ -166,14 +184,27 @@ class Installer:
         self.changes.append(change)
 
     # -- steps ----------------------------------------------------------------
-    def copy_package(self) -> None:
-        """Copies (or refreshes) the plugin package."""
-        target = self.project / "components"
-        self._note(f"{'refreshed' if target.exists() else 'copied'} the plugin package to {target}")
-        if self.dry_run:
-            return
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    def migrate(self) -> None:
+        """Rewrites the import paths of an older, copied version of the plugin (``components.*``)."""
+        files = [self.project / name for name in MIGRATED_FILES] + sorted((self.project / "actions").glob("*.py"))
+        pattern = re.compile(r"(?<![\w.])(" + "|".join(re.escape(k) for k in OLD_PATHS) + r")(?!\w)")
+        for path in files:
+            if not path.is_file():
+                continue
+            text = path.read_text("utf-8")
+            new = pattern.sub(lambda m: OLD_PATHS[m.group(1)], text)
+            new = re.sub(r"(?<![\w.])components\.(guardrails|generation|retrieval|config|embeddings|emergency)\b",
+                         r"rasa_safe_hybrid.\1", new)
+            if new != text:
+                count = sum(a != b for a, b in zip(text.splitlines(), new.splitlines()))
+                self._note(f"{path.relative_to(self.project)}: rewrote {count} line(s) from the copied plugin's "
+                           f"`components.*` paths to `rasa_safe_hybrid.*`")
+                if not self.dry_run:
+                    path.write_text(new, "utf-8")
+        old_copy = self.project / "components"
+        if (old_copy / MARKER).exists():
+            self._note(f"{old_copy} is a copy of an older version of the plugin and nothing uses it now: "
+                       f"delete it (the installed package is used)")
 
     def merge_config(self) -> None:
         """Adds the NLU component and the policy to config.yml."""
@@ -259,7 +290,7 @@ class Installer:
     def run(self) -> List[str]:
         """All steps; returns the changes."""
         self.check()
-        self.copy_package()
+        self.migrate()
         self.merge_config()
         self.merge_domain()
         self.write_file(DATA_FILE, DATA)
@@ -274,19 +305,19 @@ def _rasa_default_config() -> Path:
     return Path(rasa.__file__).resolve().parent.parent / RASA_DEFAULT_CONFIG
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(
-        prog="python -m components.install", description=__doc__.splitlines()[0]
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``init`` command's arguments."""
     parser.add_argument("project", type=Path, help="folder of the Rasa 3.6 project")
+    parser.add_argument("--encoder", type=Path, required=True,
+                        help="folder of the learned rails' sentence encoder (all-MiniLM-L6-v2 with model.safetensors)")
     parser.add_argument("--model", help="generation.model: a Hugging Face id or a local folder")
     parser.add_argument("--gguf-file", help="generation.gguf_file: a GGUF file inside --model")
     parser.add_argument("--cache-dir", help="generation.cache_dir: where converted GGUF weights are kept")
-    parser.add_argument("--encoder", type=Path, default=DEFAULT_ENCODER,
-                        help=f"folder of the learned rails' sentence encoder (default: {DEFAULT_ENCODER})")
     parser.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Adds the plugin to ``args.project``; prints what changed."""
     generation = {k: v for k, v in (("model", args.model), ("gguf_file", args.gguf_file),
                                     ("cache_dir", args.cache_dir)) if v}
     installer = Installer(args.project, generation, args.dry_run, args.encoder.expanduser().resolve())
@@ -299,12 +330,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"{args.project}: {verb} {len(changes)} thing(s)")
     for change in changes:
         print(f"  - {change}")
-    print("next: pip install the plugin's requirements (torch, transformers, gguf, accelerate), "
-          "then `rasa train`, `rasa run actions` and `rasa run`. With a GGUF model, load it once before "
-          "serving (`python scripts/warm_model.py --config config.yml` from this plugin's folder): the first "
-          "conversion takes tens of seconds, longer than an action may take.")
+    print("next: `rasa train`, `rasa run actions` and `rasa run`. With a GGUF model, load it once before "
+          "serving (`python -m rasa_safe_hybrid warm --config config.yml`): the first conversion takes tens "
+          "of seconds, longer than an action may take.")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -38,7 +38,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional
 
-from components.config import SERVICE_APOLOGY
+from rasa_safe_hybrid.texts import SERVICE_APOLOGY
 
 if TYPE_CHECKING:  # pragma: no cover
     from rasa.core.actions.action import RemoteAction
@@ -113,7 +113,7 @@ def emergency_kind(tracker: "DialogueStateTracker") -> Optional[str]:
     """``None`` when the latest user message has no emergency signal, else its kind
     (``self_harm``, ``medical`` or empty). A triage turn counts: when the question
     cannot be asked, the emergency response is sent (fail closed)."""
-    from components import emergency
+    from rasa_safe_hybrid import emergency
 
     message = tracker.latest_message
     if message is None:
@@ -222,7 +222,7 @@ def install(handler: ActionFailureHandler) -> None:
 
     run.__doc__ = original.__doc__
     RemoteAction.run = run  # type: ignore[method-assign]
-    logger.debug("Custom action failures now answer with a response (components.action_failure).")
+    logger.debug("Custom action failures now answer with a response (rasa_safe_hybrid.actions.action_failure).")
 
 
 def uninstall() -> None:

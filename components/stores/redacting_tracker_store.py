@@ -3,7 +3,7 @@
 Use it in ``endpoints.yml`` instead of ``type: SQL``::
 
     tracker_store:
-      type: components.redacting_tracker_store.RedactingSQLTrackerStore
+      type: rasa_safe_hybrid.stores.redacting_tracker_store.RedactingSQLTrackerStore
       dialect: sqlite
       db: var/tracker.db
 
@@ -36,7 +36,7 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import Event, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from components.guardrails.record import RailsRecord
+from rasa_safe_hybrid.guardrails.record import RailsRecord
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The plugin's custom action: LLM replies with generation off the event loop, output rails, trace.
 
 It runs in the action server (rasa-sdk); an assistant's ``actions`` package
-registers it by importing it (``from components.llm_action import ActionLLMResponse``).
+registers it by importing it (``from rasa_safe_hybrid.actions.llm_action import ActionLLMResponse``).
 
 ``LLMResponsePolicy`` predicts this action for open-ended turns. The action
 builds the prompt from the PII-redacted user text and the last turns of the
@@ -23,13 +23,14 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from components import emergency, small_talk, triage_action
-from components.config import ERROR_RESPONSE_KEY, PluginConfig, load_plugin_config, rasa_config_path
-from components.generation import BACKENDS, Generation, Generator, get_generator
-from components.generation.priority import yield_cpu
-from components.guardrails import RailsRecord, text_for_model
-from components.guardrails.record import EMERGENCY_CHECK_KEY
-from components.retrieval import answer as retrieval
+from rasa_safe_hybrid import emergency, small_talk
+from rasa_safe_hybrid.actions import triage_action
+from rasa_safe_hybrid.config import ERROR_RESPONSE_KEY, PluginConfig, load_plugin_config, rasa_config_path
+from rasa_safe_hybrid.generation import BACKENDS, Generation, Generator, get_generator
+from rasa_safe_hybrid.generation.priority import yield_cpu
+from rasa_safe_hybrid.guardrails import RailsRecord, text_for_model
+from rasa_safe_hybrid.guardrails.record import EMERGENCY_CHECK_KEY
+from rasa_safe_hybrid.retrieval import answer as retrieval
 
 logger = logging.getLogger(__name__)
 # One worker: local generation is CPU-bound and the model serves one request at a time.

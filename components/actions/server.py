@@ -19,7 +19,7 @@ The Rasa side sends the header from its endpoints file::
       headers:
         Authorization: Bearer ${ACTION_SERVER_TOKEN}   # unquoted: Rasa expands ${...} only there
 
-Usage: ``python -m components.action_server [--actions actions] [--port 5055]
+Usage: ``python -m rasa_safe_hybrid.actions.server [--actions actions] [--port 5055]
 [--host 127.0.0.1] [--token-file var/action_token]``.
 """
 

@@ -1,6 +1,6 @@
 """Trains the learned rails' heads and measures them on sources they never saw.
 
-``make train-guards`` = ``python -m components.guardrails.learned.train``:
+``make train-guards`` = ``python -m finetune.guards``:
 
 1. data: ``safety_train`` (``../shared/datasets``; 21 public sources in version 2, see its
    README for licences) plus the project's own examples in ``data/*.tsv``
@@ -36,8 +36,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from components.embeddings import DEFAULT_MODEL as DEFAULT_ENCODER
-from components.guardrails.learned.heads import (
+from rasa_safe_hybrid.embeddings import DEFAULT_MODEL as DEFAULT_ENCODER
+from rasa_safe_hybrid.guardrails.learned.heads import (
     ARTIFACT_DIR,
     ATTACK,
     EMERGENCY,
@@ -51,8 +51,8 @@ from components.guardrails.learned.heads import (
 
 logger = logging.getLogger(__name__)
 
-ROOT = ARTIFACT_DIR.parents[2]
-DATA_DIR = ARTIFACT_DIR / "data"
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "finetune" / "data" / "guards"  # the project's own rows (written for this project)
 DEFAULT_SHARED = ROOT.parent / "shared" / "datasets"
 CACHE_DIR = ROOT / ".cache" / "guards"
 SEED = 0
@@ -268,7 +268,7 @@ def embed(texts: Sequence[str], encoder_model: str, progress: bool = True) -> np
     """Embeddings of ``texts``, cached on disk by content and encoder."""
     from tqdm import tqdm
 
-    from components.embeddings import get_encoder
+    from rasa_safe_hybrid.embeddings import get_encoder
 
     encoder = get_encoder(encoder_model)
     digest = hashlib.sha256("\n\x00".join(texts).encode()).hexdigest()[:16]
@@ -555,7 +555,7 @@ def train(shared: Path, encoder_model: str, out: Path, compare: bool = False, pr
     }
     if compare:
         report["comparison"] = comparison(rows, features, evaluation["groups"], progress)
-    from components.embeddings import file_sha256, get_encoder
+    from rasa_safe_hybrid.embeddings import file_sha256, get_encoder
 
     encoder = get_encoder(encoder_model)
     manifest = {
@@ -563,7 +563,7 @@ def train(shared: Path, encoder_model: str, out: Path, compare: bool = False, pr
                     "sha256": file_sha256(encoder.model_dir / "model.safetensors")},
         "training": {
             "data": "safety_train (../shared/datasets/safety_train v2, 21 public sources; licences in "
-                    "docs/guardrails.md) + components/guardrails/learned/data/*.tsv (written for this project)",
+                    "docs/guardrails.md) + finetune/data/guards/*.tsv (written for this project)",
             "seed": SEED, "C": C, "mlp_heads": {h: {"hidden": MLP_HIDDEN, "alpha": MLP_ALPHA} for h in MLP_HEADS},
             "target_false_refusals": TARGET_FPR, "emergency_lenient_recall": LENIENT_RECALL,
             "emergency_strict_nlu_false_alarms": NLU_FALSE_ALARMS,
@@ -619,7 +619,7 @@ def comparison(rows: Sequence[Row], embeddings: np.ndarray, minilm_groups: Dict[
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m components.guardrails.learned.train",
+    parser = argparse.ArgumentParser(prog="python -m finetune.guards",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="folder with safety_train/")
     parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="sentence encoder folder")

@@ -18,7 +18,7 @@ turns low ones into ``nlu_fallback``.
 
 Config (``config.yml``)::
 
-    - name: components.intent_classifier.LinearIntentClassifier
+    - name: rasa_safe_hybrid.nlu.intent_classifier.LinearIntentClassifier
       C: 16              # inverse regularisation strength
       sparse_weight: 0.5 # weight of the n-gram part against the embedding
       class_weight: null # or `balanced`: intents weighted by the inverse of their example count
@@ -175,7 +175,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         if not dense_dim and not widths:
             raise InvalidConfigException(
                 "LinearIntentClassifier needs sentence features: put a featurizer before it "
-                "(components.sentence_featurizer.SentenceEmbeddingFeaturizer and/or CountVectorsFeaturizer).")
+                "(rasa_safe_hybrid.nlu.sentence_featurizer.SentenceEmbeddingFeaturizer and/or CountVectorsFeaturizer).")
         idf = None
         if widths:
             width = max(widths)

@@ -1,6 +1,6 @@
 """Emergencies win the turn: the escalation on the strong tier, the triage question on the moderate one.
 
-A strong emergency signal (``components.emergency``) escalates and a moderate one
+A strong emergency signal (``rasa_safe_hybrid.emergency``) escalates and a moderate one
 asks "is this happening right now?" before anything else happens, in a form or
 not. This policy makes the escalation action win a strong turn, and the triage
 action win a moderate turn and the user's answer to it, whatever the rules or an
@@ -26,7 +26,7 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
 
-from components import emergency
+from rasa_safe_hybrid import emergency
 
 logger = logging.getLogger(__name__)
 

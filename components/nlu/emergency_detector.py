@@ -4,7 +4,7 @@ An emergency ("I have chest pain", "I took an overdose", "I want to end my
 life") must be escalated first, whatever else the message asks for and however
 sure the intent classifier is about something else. This component runs after
 the classifiers (and after ``FallbackClassifier``) and asks the emergency signal
-(``components.emergency``: patterns, the learned classifier on the message and
+(``rasa_safe_hybrid.emergency``: patterns, the learned classifier on the message and
 each of its clauses, the NLU's own emergency intent) for the message's tier:
 
 - ``strong``: the configured emergency intent with full confidence (a rule maps it
@@ -44,9 +44,9 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 
-from components import emergency
-from components.guardrails import RailsRecord
-from components.guardrails.record import EMERGENCY_CHECK_KEY
+from rasa_safe_hybrid import emergency
+from rasa_safe_hybrid.guardrails import RailsRecord
+from rasa_safe_hybrid.guardrails.record import EMERGENCY_CHECK_KEY
 
 logger = logging.getLogger(__name__)
 

@@ -3,10 +3,10 @@
 Intent classification on sparse features alone (word and character n-grams)
 reaches the right intent only for wordings close to the training examples. This
 featurizer adds one dense vector per message, the same all-MiniLM-L6-v2
-embedding the learned rails and retrieval use (``components.embeddings``: one
+embedding the learned rails and retrieval use (``rasa_safe_hybrid.embeddings``: one
 encoder per process, and an embedding computed once per message is cached, so
 the rails that follow reuse it). An intent classifier reads it beside the
-sparse features (this assistant: ``components.intent_classifier``).
+sparse features (this assistant: ``rasa_safe_hybrid.nlu.intent_classifier``).
 
 It adds *sentence* features only (no per-token vectors): the encoder's word
 pieces do not line up with Rasa's tokens, and intent classification reads the
@@ -15,7 +15,7 @@ get none, as with Rasa's own dense featurizers.
 
 Config (``config.yml``)::
 
-    - name: components.sentence_featurizer.SentenceEmbeddingFeaturizer
+    - name: rasa_safe_hybrid.nlu.sentence_featurizer.SentenceEmbeddingFeaturizer
       encoder: .cache/models/all-MiniLM-L6-v2   # default
 """
 
@@ -36,7 +36,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from components.embeddings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, EncoderUnavailable, SentenceEncoder, get_encoder
+from rasa_safe_hybrid.embeddings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, EncoderUnavailable, SentenceEncoder, get_encoder
 
 logger = logging.getLogger(__name__)
 

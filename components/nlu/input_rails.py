@@ -7,7 +7,7 @@ are stored on the tracker with the message and the action server can read
 them. When a blocking rail fires, the intent is replaced by the intent that
 ``on_input`` maps that rail to; rules in ``data/rules.yml`` map those intents
 to domain responses. PII never blocks: it is redacted before the text reaches
-the model, ``components.redacting_tracker_store`` keeps it out of the tracker
+the model, ``rasa_safe_hybrid.stores.redacting_tracker_store`` keeps it out of the tracker
 store, and ``redact_logs`` keeps it out of the process's log output.
 
 Place it before ``EmergencyDetector``, which overrides any intent when an
@@ -29,8 +29,8 @@ from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from components.config import InputRailsConfig, input_rails_defaults
-from components.guardrails import GUARDRAILS_KEY, Guardrails, log_filter
+from rasa_safe_hybrid.config import InputRailsConfig, input_rails_defaults
+from rasa_safe_hybrid.guardrails import GUARDRAILS_KEY, Guardrails, log_filter
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class InputRails(GraphComponent, IntentClassifier):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        """The component's default config (keys and comments: ``components.config``)."""
+        """The component's default config (keys and comments: ``rasa_safe_hybrid.config``)."""
         return input_rails_defaults()
 
     def __init__(self, config: Dict[Text, Any]) -> None:

@@ -1,6 +1,6 @@
 """The triage question and its answer (``action_emergency_triage``), in the action server.
 
-Asked on a moderate emergency signal (``components.emergency``). The question
+Asked on a moderate emergency signal (``rasa_safe_hybrid.emergency``). The question
 carries the emergency number, so a real emergency loses nothing by being asked.
 The user's next message is its answer:
 
@@ -26,7 +26,7 @@ from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, SlotSet, User
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from components import emergency
+from rasa_safe_hybrid import emergency
 
 logger = logging.getLogger(__name__)
 

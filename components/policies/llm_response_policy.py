@@ -13,7 +13,7 @@ the action. Turns that no rule or story covers reach the same action through
 ``RulePolicy``'s ``core_fallback_action_name``.
 
 Created in the Rasa process, it also makes every custom action call answer
-when the action cannot run (``components.action_failure``), with the
+when the action cannot run (``rasa_safe_hybrid.actions.action_failure``), with the
 ``on_output`` responses ``action_failed`` and, on emergency turns, ``emergency``.
 """
 
@@ -34,8 +34,8 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
 
-from components import action_failure
-from components.config import (
+from rasa_safe_hybrid.actions import action_failure
+from rasa_safe_hybrid.config import (
     ON_OUTPUT_KEY,
     PolicyConfig,
     policy_defaults,
@@ -54,7 +54,7 @@ class LLMResponsePolicy(Policy):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        """The policy's default config (keys and comments: ``components.config``)."""
+        """The policy's default config (keys and comments: ``rasa_safe_hybrid.config``)."""
         return policy_defaults()
 
     def __init__(

@@ -1,0 +1,1 @@
+"""The action-server side: the LLM action, the triage action, action-failure handling, the server."""

@@ -1,0 +1,1 @@
+"""Rasa dialogue policies: the LLM response policy and the emergency triage policy."""
