@@ -25,7 +25,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install llama-wheel setup index corpora train-guards services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-service test-stories test-e2e eval bench soak eval-rails finetune trace review-fill review-export clean
+.PHONY: help install llama-wheel setup index corpora train-guards services llm-server-env llm-server train retrain validate actions stop shell run test test-unit test-service test-stories test-e2e eval bench soak eval-rails finetune trace review-fill review-export lint clean
 
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -187,6 +187,11 @@ review-fill: ## Replay conversations over REST so the review page has something 
 
 review-export: ## Reviewers' ratings -> data/nlu/reviewed.yml, tests/reviewed_stories.yml, finetune/data/reviewed.jsonl, guard rows
 	$(BIN)/python -m rasa_safe_hybrid.review export
+
+lint: install ## ruff on the repository, mypy on the plugin package (rasa_safe_hybrid, from components/)
+	$(BIN)/ruff check .
+	@mkdir -p .cache/lint && ln -sfn ../../components .cache/lint/rasa_safe_hybrid
+	MYPYPATH=.cache/lint $(BIN)/mypy -p rasa_safe_hybrid --cache-dir .cache/lint/mypy
 
 clean: stop ## Remove trained models, results and runtime files (keeps .venv and .cache)
 	rm -rf models results var .pytest_cache

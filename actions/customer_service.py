@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType
@@ -39,7 +39,7 @@ def _status_detail(order: Any) -> str:
 class ActionCheckOrderStatus(Action):
     """Looks up the order in the store and tells its status."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_check_order_status"
 
     async def run(
@@ -68,7 +68,7 @@ class ActionCheckOrderStatus(Action):
 class ValidateReturnForm(FormValidationAction):
     """Checks the order number and the reason of a return request."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "validate_return_form"
 
     def validate_order_id(
@@ -77,7 +77,7 @@ class ValidateReturnForm(FormValidationAction):
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
         domain: DomainDict,
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         order_id = normalise_order_id(slot_value)
         if order_id is None:
             dispatcher.utter_message(response="utter_order_id_missing")
@@ -99,7 +99,7 @@ class ValidateReturnForm(FormValidationAction):
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
         domain: DomainDict,
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         reason = clean_text(slot_value)
         if reason is None:
             dispatcher.utter_message(response="utter_invalid_reason")
@@ -109,7 +109,7 @@ class ValidateReturnForm(FormValidationAction):
 class ActionSubmitReturn(Action):
     """Records the return request and gives the user its reference."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_submit_return"
 
     async def run(
@@ -128,7 +128,7 @@ class ActionSubmitReturn(Action):
 class ActionHumanHandoff(Action):
     """Opens a ticket for a human agent and tells the user its reference."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_human_handoff"
 
     async def run(

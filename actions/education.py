@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
@@ -29,7 +29,7 @@ def _describe(course: Course) -> str:
 class ActionSearchCourses(Action):
     """Lists the catalogue's courses on the requested topic (or all of them)."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_search_courses"
 
     async def run(
@@ -55,7 +55,7 @@ class ActionSearchCourses(Action):
 class ValidateEnrollForm(FormValidationAction):
     """Checks the course, the student's name and email of an enrolment."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "validate_enroll_form"
 
     def validate_course(
@@ -64,7 +64,7 @@ class ValidateEnrollForm(FormValidationAction):
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
         domain: DomainDict,
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         store = get_store()
         course = store.find_course(slot_value) if isinstance(slot_value, str) else None
         if course is None:
@@ -79,7 +79,7 @@ class ValidateEnrollForm(FormValidationAction):
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
         domain: DomainDict,
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         return validated_name("student_name", slot_value, dispatcher)
 
     def validate_email(
@@ -88,7 +88,7 @@ class ValidateEnrollForm(FormValidationAction):
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
         domain: DomainDict,
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         email = normalise_email(slot_value)
         if email is None:
             dispatcher.utter_message(response="utter_invalid_email")
@@ -98,7 +98,7 @@ class ValidateEnrollForm(FormValidationAction):
 class ActionSubmitEnrolment(Action):
     """Records the enrolment and confirms it."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_submit_enrolment"
 
     async def run(
@@ -123,7 +123,7 @@ class ActionSubmitEnrolment(Action):
 class ActionExplainConcept(Action):
     """Explains a concept from the curated glossary."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_explain_concept"
 
     async def run(
@@ -149,7 +149,7 @@ class ActionExplainConcept(Action):
 class ActionStartQuiz(Action):
     """Resets the quiz state and introduces the quiz."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_start_quiz"
 
     async def run(
@@ -163,7 +163,7 @@ class ActionStartQuiz(Action):
 class ActionAskQuizAnswer(Action):
     """Asks the quiz question the user is at (the quiz form's ask action)."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_ask_quiz_answer"
 
     async def run(
@@ -179,7 +179,7 @@ class ActionAskQuizAnswer(Action):
 class ValidateQuizForm(FormValidationAction):
     """Marks the answer, keeps the score and moves to the next question."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "validate_quiz_form"
 
     def validate_quiz_answer(
@@ -188,7 +188,7 @@ class ValidateQuizForm(FormValidationAction):
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
         domain: DomainDict,
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         if slot_value is None:  # cleared by action_start_quiz, not an answer
             return {"quiz_answer": None}
         questions = knowledge.quiz_questions()
@@ -215,7 +215,7 @@ class ValidateQuizForm(FormValidationAction):
 class ActionQuizResult(Action):
     """Tells the final score and clears the quiz state."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_quiz_result"
 
     async def run(

@@ -46,7 +46,7 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_entries(path: Path) -> Dict[str, Entry]:
     raw = yaml.safe_load(path.read_text("utf-8")) or {}
     index: Dict[str, Entry] = {}
@@ -58,7 +58,7 @@ def _load_entries(path: Path) -> Dict[str, Entry]:
     return index
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_quiz(path: Path) -> Tuple[QuizQuestion, ...]:
     raw = yaml.safe_load(path.read_text("utf-8"))
     return tuple(
@@ -91,7 +91,7 @@ def quiz_questions() -> Tuple[QuizQuestion, ...]:
 CLINICS_FILE = "clinics.json"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_aliases(path: Path) -> Tuple[Dict[str, str], Dict[str, str]]:
     raw = json.loads(path.read_text("utf-8"))
     return raw.get("specialty_aliases", {}), raw.get("city_aliases", {})

@@ -9,15 +9,15 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List
 
+from rasa_safe_hybrid import emergency
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import knowledge
-from rasa_safe_hybrid import emergency
 from actions.common import join_list, latest_entity, reset_slots, slot_or_entity, stop_active_loop
 from actions.store import get_store
 from actions.validation import clean_text, validated_name
@@ -48,7 +48,7 @@ class _CuratedInfoAction(Action, ABC):
     ask_response: str
 
     @abstractmethod
-    def name(self) -> Text:
+    def name(self) -> str:
         """The action's name in the domain."""
 
     async def run(
@@ -82,7 +82,7 @@ class ActionSymptomInfo(_CuratedInfoAction):
     unknown_response = "utter_unknown_symptom"
     ask_response = "utter_ask_symptom"
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_symptom_info"
 
 
@@ -95,14 +95,14 @@ class ActionMedicationInfo(_CuratedInfoAction):
     unknown_response = "utter_unknown_medication"
     ask_response = "utter_ask_medication"
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_medication_info"
 
 
 class ActionFindClinic(Action):
     """Lists the clinics for a city and/or specialty from the store."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_find_clinic"
 
     async def run(
@@ -137,7 +137,7 @@ class ActionFindClinic(Action):
 class ValidateAppointmentForm(FormValidationAction):
     """Checks specialty, city, preferred date and patient name."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "validate_appointment_form"
 
     def validate_specialty(
@@ -146,7 +146,7 @@ class ValidateAppointmentForm(FormValidationAction):
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
         domain: DomainDict,
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         known = get_store().clinic_values("specialty")
         specialty = knowledge.canonical(slot_value, known, "specialty")
         if specialty is None:
@@ -159,7 +159,7 @@ class ValidateAppointmentForm(FormValidationAction):
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
         domain: DomainDict,
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         known = get_store().clinic_values("city")
         city = knowledge.canonical(slot_value, known, "city")
         if city is None:
@@ -172,7 +172,7 @@ class ValidateAppointmentForm(FormValidationAction):
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
         domain: DomainDict,
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         text = clean_text(slot_value, max_chars=MAX_DATE_CHARS)
         if text is None or not _DATE_HINT.search(text):
             dispatcher.utter_message(response="utter_invalid_date")
@@ -185,14 +185,14 @@ class ValidateAppointmentForm(FormValidationAction):
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
         domain: DomainDict,
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         return validated_name("patient_name", slot_value, dispatcher)
 
 
 class ActionSubmitAppointment(Action):
     """Records the appointment request and gives its reference."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_submit_appointment"
 
     async def run(
@@ -215,7 +215,7 @@ class ActionSubmitAppointment(Action):
 class ActionEmergencyEscalation(Action):
     """Escalates an emergency first: stops any form and gives emergency numbers."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_emergency_escalation"
 
     async def run(

@@ -34,7 +34,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import yaml
-
 from rasa_safe_hybrid.config import load_plugin_config
 from rasa_safe_hybrid.retrieval.answer import decide
 from rasa_safe_hybrid.retrieval.settings import RetrievalSettings
@@ -105,10 +104,9 @@ def answer_section(config: Path, questions: Dict[str, List[Dict[str, Any]]], sam
     """Every question through the real LLM action; automatic scores and a sample."""
     import os
 
+    from rasa_safe_hybrid.actions.llm_action import ActionLLMResponse
     from rasa_sdk.executor import CollectingDispatcher
     from tqdm import tqdm
-
-    from rasa_safe_hybrid.actions.llm_action import ActionLLMResponse
 
     os.environ["ASSISTANT_RASA_CONFIG"] = str(config)
     action = ActionLLMResponse()

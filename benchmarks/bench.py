@@ -42,8 +42,11 @@ from tests.harness import MODEL, ROOT, TEST_TOKEN, Servers, running_servers
 INTENT_TEXT = "where is my order 10002"
 LLM_PROMPTS = ["why is the sky blue?", "how do rainbows form?", "tell me a fun fact", "how do bees make honey?",
                "hello, how are you today?", "can you give me some study tips?"]
-BASELINE_DROP = ("rasa_safe_hybrid.nlu.emergency_detector.EmergencyDetector", "rasa_safe_hybrid.nlu.input_rails.InputRails",
-                 "rasa_safe_hybrid.policies.llm_response_policy.LLMResponsePolicy")
+BASELINE_DROP = (
+    "rasa_safe_hybrid.nlu.emergency_detector.EmergencyDetector",
+    "rasa_safe_hybrid.nlu.input_rails.InputRails",
+    "rasa_safe_hybrid.policies.llm_response_policy.LLMResponsePolicy",
+)
 MAX_RUN_S = 300
 
 
@@ -119,7 +122,8 @@ def llm_turn_latency(servers: Servers, levels: List[int], turns: int = 30) -> Di
         took: Dict[str, List[float]] = {}
         lock = threading.Lock()
 
-        def client(n: int) -> None:
+        def client(n: int, level: int = level, turns_per_conversation: int = turns_per_conversation,
+                   lock: threading.Lock = lock, took: Dict[str, List[float]] = took) -> None:
             sender = f"bench-llmturn-{level}-{n}"
             for i in range(turns_per_conversation):
                 start = time.perf_counter()
@@ -136,7 +140,7 @@ def llm_turn_latency(servers: Servers, levels: List[int], turns: int = 30) -> Di
         generated: List[float] = []
         outcomes: Dict[str, int] = {}
         for sender, latencies in took.items():
-            for latency, outcome in zip(latencies, _llm_outcomes(servers, sender)):
+            for latency, outcome in zip(latencies, _llm_outcomes(servers, sender), strict=False):
                 every.append(latency)
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
                 if outcome == "sent" or outcome.startswith("replaced"):
@@ -149,7 +153,11 @@ def _percentiles(values: List[float]) -> Dict[str, Any]:
     ordered = sorted(values)
     if not ordered:
         return {"n": 0, "p50_s": None, "p95_s": None}
-    return {"n": len(ordered), "p50_s": round(statistics.median(ordered), 2), "p95_s": round(_quantile(ordered, 0.95), 2)}
+    return {
+        "n": len(ordered),
+        "p50_s": round(statistics.median(ordered), 2),
+        "p95_s": round(_quantile(ordered, 0.95), 2),
+    }
 
 
 def with_llm_load(servers: Servers, concurrency: int, per_level: int, llm_clients: int) -> Dict[str, Any]:
@@ -303,8 +311,12 @@ def main() -> int:
                     entry["llm_turns"] = llm_turn_latency(servers, [1, 10])
                 entry["rss_mb"] = {k: rss_mb(pid) for k, pid in servers.pids.items()}
                 report[name] = entry
-    ratio = {c: round(report["project"]["intent_latency"][c]["p50_ms"] / report["baseline"]["intent_latency"][c]["p50_ms"], 2)
-             for c in report["project"]["intent_latency"]}
+    ratio = {
+        c: round(
+            report["project"]["intent_latency"][c]["p50_ms"] / report["baseline"]["intent_latency"][c]["p50_ms"], 2
+        )
+        for c in report["project"]["intent_latency"]
+    }
     report["p50_ratio_project_vs_baseline"] = ratio
     print("measuring the LLM backends ...", flush=True)
     report["llm"] = llm_speed(3 if args.quick else len(LLM_PROMPTS))
@@ -322,24 +334,38 @@ def table(report: Dict[str, Any]) -> str:
         for level, s in report[name]["intent_latency"].items():
             rows.append(f"| {name} | {level} | {s['p50_ms']} | {s['p95_ms']} | {s['p99_ms']} | {s['throughput_rps']} |")
     loaded = report["project"]["with_llm_load"]["intent_turns"]
-    rows.append(f"| project + 2 LLM conversations | 10 | {loaded['p50_ms']} | {loaded['p95_ms']} | {loaded['p99_ms']} | {loaded['throughput_rps']} |")
+    rows.append(
+        f"| project + 2 LLM conversations | 10 | {loaded['p50_ms']} | {loaded['p95_ms']} | {loaded['p99_ms']} | "
+        f"{loaded['throughput_rps']} |"
+    )
     llm = report["llm"]
     extra = [
         "",
         f"p50 ratio project/baseline: {report['p50_ratio_project_vs_baseline']}",
-        *[f"LLM {name}: " + (f"{v['tokens_per_s']} tok/s, first token {v['time_to_first_token_s']} s, "
-                             f"{v['reply_s_mean']} s per reply" if isinstance(v, dict) else str(v))
-          for name, v in llm.items() if name in ("transformers", "llama_cpp", "llama_cpp_server")],
+        *[
+            f"LLM {name}: "
+            + (
+                f"{v['tokens_per_s']} tok/s, first token {v['time_to_first_token_s']} s, "
+                f"{v['reply_s_mean']} s per reply"
+                if isinstance(v, dict)
+                else str(v)
+            )
+            for name, v in llm.items()
+            if name in ("transformers", "llama_cpp", "llama_cpp_server")
+        ],
         f"LLM ratios (tokens/s): {llm.get('ratios')}; default backend: {llm['default']}",
         f"intent turns at 10 conversations, p95 with 2 LLM conversations running / without: "
         f"{round(loaded['p95_ms'] / report['project']['intent_latency']['10']['p95_ms'], 2)}",
-        *[f"LLM turns over REST at {level} conversations: all p50 {v['all']['p50_s']} s / p95 {v['all']['p95_s']} s; "
-          f"generated p50 {v['generated']['p50_s']} s / p95 {v['generated']['p95_s']} s; outcomes {v['outcomes']}"
-          for level, v in report['project']['llm_turns'].items()],
+        *[
+            f"LLM turns over REST at {level} conversations: all p50 {v['all']['p50_s']} s / p95 {v['all']['p95_s']} s; "
+            f"generated p50 {v['generated']['p50_s']} s / p95 {v['generated']['p95_s']} s; outcomes {v['outcomes']}"
+            for level, v in report["project"]["llm_turns"].items()
+        ],
         f"rails per turn: median {report['rails']['median_ms']} ms, p99 {report['rails']['p99_ms']} ms",
         f"rasa train: {report['rasa_train_s']} s",
         f"cold start to first answer: project {report['project']['cold_start_to_first_answer_s']} s, "
-        f"baseline {report['baseline']['cold_start_to_first_answer_s']} s; first LLM answer {report['project']['first_llm_answer_s']} s",
+        f"baseline {report['baseline']['cold_start_to_first_answer_s']} s; first LLM answer "
+        f"{report['project']['first_llm_answer_s']} s",
         f"RSS MB: project {report['project']['rss_mb']}, baseline {report['baseline']['rss_mb']}",
     ]
     return "\n".join(rows + extra)

@@ -170,10 +170,11 @@ def response_quality(models: List[str], smoke: bool) -> List[Dict[str, Any]]:
     the transformers backend on the same weights (the GGUF dequantised) and is
     not reported for a remote (``openai``) model.
     """
-    from benchmarks import quality
     from rasa_safe_hybrid.config import load_plugin_config
     from rasa_safe_hybrid.generation.factory import get_generator
     from rasa_safe_hybrid.generation.settings import OPENAI, TRANSFORMERS
+
+    from benchmarks import quality
 
     plugin = load_plugin_config(ROOT / "config.yml")
     pairs = quality.load_references()[: 4 if smoke else None]
@@ -236,45 +237,80 @@ def markdown(report: Dict[str, Any], plots: List[str]) -> str:
              + (" (smoke run: tiny settings, numbers are not meaningful)." if report["smoke"] else "."), ""]
     a = report.get("assistant")
     if a:
-        lines += ["## Assistant quality", "",
-                  (f"- intent F1 (weighted, {a['nlu_folds']}-fold CV): {a['intent_f1_weighted']}; macro {a['intent_f1_macro']}"
-                   if a["nlu_folds"] > 1 else
-                   f"- intent F1 on the training data (smoke, not generalisation): {a['intent_f1_weighted']}"),
-                  f"- story success rate (`tests/test_stories.yml`): {a['story_success_rate']}",
-                  f"- confusion matrix: {a['confusion_matrix_png']}",
-                  "- weakest intents: " + ", ".join(f"{k} {v}" for k, v in sorted(a["intent_f1"].items(), key=lambda x: x[1])[:5]), ""]
+        lines += [
+            "## Assistant quality",
+            "",
+            (
+                f"- intent F1 (weighted, {a['nlu_folds']}-fold CV): {a['intent_f1_weighted']}; macro "
+                f"{a['intent_f1_macro']}"
+                if a["nlu_folds"] > 1
+                else f"- intent F1 on the training data (smoke, not generalisation): {a['intent_f1_weighted']}"
+            ),
+            f"- story success rate (`tests/test_stories.yml`): {a['story_success_rate']}",
+            f"- confusion matrix: {a['confusion_matrix_png']}",
+            "- weakest intents: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(a["intent_f1"].items(), key=lambda x: x[1])[:5]),
+            "",
+        ]
     r = report.get("routing")
     if r:
         c, b = r["clinc150"], r["banking77"]
         classifier = r["settings"].get("classifier", routing.DIET)
         epochs = f" ({r['settings']['epochs']} epochs)" if classifier == routing.DIET else ""
-        lines += ["## Routing on public data", "",
-                  f"Settings: classifier {classifier}{epochs}"
-                  + f", per-intent cap {r['settings']['per_intent']}, test limit {r['settings']['test_limit']}.", "",
-                  "| data set | metric | this pipeline | published |", "|---|---|---|---|",
-                  f"| CLINC150 | in-scope accuracy (threshold 0) | {c['at_threshold_0']['in_scope_accuracy']} | 0.965 (BERT-base) |",
-                  f"| CLINC150 | OOS recall / precision (threshold 0) | {c['at_threshold_0']['oos_recall']} / {c['at_threshold_0']['oos_precision']} | |",
-                  f"| CLINC150 | overall accuracy, best threshold {c['best_threshold']['threshold']} | {c['best_threshold']['overall_accuracy']} | 0.776–0.795 |",
-                  f"| CLINC150 | OOS AUROC | {c['oos_auroc']} | 0.942 |",
-                  f"| Banking77 | accuracy | {b['accuracy']} | ≈ 0.93 |", ""]
+        lines += [
+            "## Routing on public data",
+            "",
+            f"Settings: classifier {classifier}{epochs}"
+            + f", per-intent cap {r['settings']['per_intent']}, test limit {r['settings']['test_limit']}.",
+            "",
+            "| data set | metric | this pipeline | published |",
+            "|---|---|---|---|",
+            f"| CLINC150 | in-scope accuracy (threshold 0) | {c['at_threshold_0']['in_scope_accuracy']} | 0.965 "
+            "(BERT-base) |",
+            f"| CLINC150 | OOS recall / precision (threshold 0) | {c['at_threshold_0']['oos_recall']} / "
+            f"{c['at_threshold_0']['oos_precision']} | |",
+            f"| CLINC150 | overall accuracy, best threshold {c['best_threshold']['threshold']} | "
+            f"{c['best_threshold']['overall_accuracy']} | 0.776–0.795 |",
+            f"| CLINC150 | OOS AUROC | {c['oos_auroc']} | 0.942 |",
+            f"| Banking77 | accuracy | {b['accuracy']} | ≈ 0.93 |",
+            "",
+        ]
     g = report.get("guardrails")
     if g:
         rp = g["redteam_plus_safe"]
-        lines += ["## Guardrail efficacy", "",
-                  f"- redteam_dev + safe set: precision {rp['precision']}, recall {rp['recall']}, F1 {rp['f1']}, false refusals {rp['false_refusal_rate']}",
-                  "- refusal by source: " + ", ".join(f"{k} {v['rate']}" for k, v in g["redteam_by_source"].items()),
-                  f"- over-refusal on the safe set: {g['safe_set_over_refusal']['rate']} ({g['safe_set_over_refusal']['refused']}/{g['safe_set_over_refusal']['n']})",
-                  f"- medical set (redirect dosing/diagnosis): precision {g['medical_set']['precision']}, recall {g['medical_set']['recall']}",
-                  "- PII recall: " + ", ".join(f"{k} {v['recall']}" for k, v in g["pii_recall"].items()),
-                  f"- rail latency per turn: median {g['latency']['median_ms']} ms, p99 {g['latency']['p99_ms']} ms", ""]
+        lines += [
+            "## Guardrail efficacy",
+            "",
+            f"- redteam_dev + safe set: precision {rp['precision']}, recall {rp['recall']}, F1 {rp['f1']}, "
+            f"false refusals {rp['false_refusal_rate']}",
+            "- refusal by source: " + ", ".join(f"{k} {v['rate']}" for k, v in g["redteam_by_source"].items()),
+            f"- over-refusal on the safe set: {g['safe_set_over_refusal']['rate']} "
+            f"({g['safe_set_over_refusal']['refused']}/{g['safe_set_over_refusal']['n']})",
+            f"- medical set (redirect dosing/diagnosis): precision {g['medical_set']['precision']}, recall "
+            f"{g['medical_set']['recall']}",
+            "- PII recall: " + ", ".join(f"{k} {v['recall']}" for k, v in g["pii_recall"].items()),
+            f"- rail latency per turn: median {g['latency']['median_ms']} ms, p99 {g['latency']['p99_ms']} ms",
+            "",
+        ]
         for key, value in g.items():
             if key.startswith("file:"):
-                lines.append(f"- {key[5:]}: precision {value['precision']}, recall {value['recall']}, refusal rate {value['refusal_rate']}")
+                lines.append(
+                    f"- {key[5:]}: precision {value['precision']}, recall {value['recall']}, refusal rate "
+                    f"{value['refusal_rate']}"
+                )
     q = report.get("quality")
     if q:
-        lines += ["## Response quality", "", "| model | backend | perplexity | BLEU-4 | ROUGE-L F1 | avg words | replaced by rails |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {m['model']} | {m['backend']} | {'n/a' if m['perplexity'] is None else m['perplexity']} | {m['bleu4']} | {m['rouge_l_f1']} | {m['avg_reply_words']} | {m['replaced_by_output_rails']} |" for m in q]
+        lines += [
+            "## Response quality",
+            "",
+            "| model | backend | perplexity | BLEU-4 | ROUGE-L F1 | avg words | replaced by rails |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {m['model']} | {m['backend']} | {'n/a' if m['perplexity'] is None else m['perplexity']} | "
+            f"{m['bleu4']} | {m['rouge_l_f1']} | {m['avg_reply_words']} | {m['replaced_by_output_rails']} |"
+            for m in q
+        ]
         lines.append("")
     if report.get("answers"):
         lines += [answer_quality.markdown(report["answers"]).replace("# Answer quality", "## Answer quality", 1)]

@@ -31,7 +31,7 @@ def cohen_kappa(first: Sequence[str], second: Sequence[str]) -> Optional[float]:
     if not first or len(first) != len(second):
         return None
     n = len(first)
-    observed = sum(a == b for a, b in zip(first, second)) / n
+    observed = sum(a == b for a, b in zip(first, second, strict=False)) / n
     counts_a, counts_b = Counter(first), Counter(second)
     expected = sum(counts_a[label] * counts_b[label] for label in set(first) | set(second)) / (n * n)
     if expected == 1.0:

@@ -14,7 +14,8 @@ does not know, *refused* when a rail stopped it, and *wrong* otherwise.
    passage it would use holds an acceptable answer; per-query latency at the
    full index.
 2. answers (``--generate``): every question over REST, through the trained
-   assistant (its intents and rules, the action server, the LLM action); correct / wrong / abstained / refused per kind; of the
+   assistant (its intents and rules, the action server, the LLM action); correct /
+   wrong / abstained / refused per kind; of the
    correct ones, the share in the model's own words (its text was sent and is not
    a copy of the passage); health questions answered by generated text (must be 0).
 """
@@ -32,7 +33,6 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import yaml
-
 from rasa_safe_hybrid.config import load_plugin_config
 from rasa_safe_hybrid.retrieval.answer import ABSTAIN, decide
 
@@ -131,7 +131,7 @@ def answer_section(settings: Any, questions: Dict[str, List[Dict[str, Any]]], sa
     items = [(kind, item) for kind in questions for item in questions[kind]]
     replayed = replay([[item["q"]] for _, item in items], tag="knowledge", rasa_config=config)
     rows = []
-    for (kind, item), turn in zip(items, replayed):
+    for (kind, item), turn in zip(items, replayed, strict=False):
         retrieval = (turn["trace"] or {}).get("retrieval") or {}
         row = {"kind": kind, "q": item["q"], "a": item["a"], "reply": turn["reply"], "outcome": turn["outcome"],
                "intent": turn["intent"], "sources": retrieval.get("sources") or [],

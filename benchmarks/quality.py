@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from rasa_safe_hybrid.generation import build_messages
-from finetune.metrics import corpus_bleu, perplexity as reply_perplexity, rouge_l, tokenize
+
+from finetune.metrics import corpus_bleu, rouge_l, tokenize
+from finetune.metrics import perplexity as reply_perplexity
 
 __all__ = ["corpus_bleu", "evaluate", "load_references", "perplexity", "rouge_l", "tokenize"]
 
@@ -63,7 +65,7 @@ def evaluate(generator: Any, guardrails: Any, pairs: Optional[Sequence[Dict[str,
         "n": len(pairs),
         "perplexity": None if scorer is None else round(perplexity(scorer, pairs), 2),
         "bleu4": round(corpus_bleu(hypotheses, references), 4),
-        "rouge_l_f1": round(sum(rouge_l(h, r) for h, r in zip(hypotheses, references)) / len(pairs), 4),
+        "rouge_l_f1": round(sum(rouge_l(h, r) for h, r in zip(hypotheses, references, strict=False)) / len(pairs), 4),
         "avg_reply_words": round(sum(len(h.split()) for h in hypotheses) / len(pairs), 1),
         "replaced_by_output_rails": round(replaced / len(pairs), 4),
         "samples": samples[:5],

@@ -92,7 +92,8 @@ def redteam_texts(shared: Path) -> Dict[str, List[str]]:
 
 def safe_texts(path: Path = SAFE_PROMPTS) -> List[str]:
     """The project's own safe prompts (one per line, # comments)."""
-    return [l.strip() for l in path.read_text("utf-8").splitlines() if l.strip() and not l.startswith("#")]
+    return [line.strip() for line in path.read_text("utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
 
 
 def pii_recall(shared: Path) -> Dict[str, Dict[str, float]]:
@@ -289,8 +290,9 @@ def ordinary_requests(shared: Path, guardrails=None, every: int = 1) -> Dict[str
     trained or chose a threshold on them). Refused by the input rails; escalated or asked about
     by the emergency signal (patterns and classifier, without the NLU intent); refused before
     generation; per dataset. ``every``: only every n-th text (a quicker sample for the tests)."""
-    from benchmarks.routing import load_banking, load_clinc
     from rasa_safe_hybrid.config import load_plugin_config
+
+    from benchmarks.routing import load_banking, load_clinc
 
     plugin = load_plugin_config(ROOT / "config.yml")
     guardrails = guardrails or plugin.guardrails
@@ -329,10 +331,9 @@ def turn_latency(texts: List[str], reply: str = "Sure, here is a short answer ab
                  combined: bool = False) -> Dict:
     """All rails of one turn: NLU side (emergency detector + input rails), LLM side
     (check before generation + output rails), in milliseconds; ``combined``: their sum."""
-    from rasa_safe_hybrid.nlu.emergency_detector import EmergencyDetector
     from rasa.shared.nlu.training_data.message import Message
-
     from rasa_safe_hybrid.embeddings import get_encoder
+    from rasa_safe_hybrid.nlu.emergency_detector import EmergencyDetector
 
     detector = EmergencyDetector(EmergencyDetector.get_default_config())
     guardrails = _guardrails()
@@ -355,7 +356,7 @@ def turn_latency(texts: List[str], reply: str = "Sure, here is a short answer ab
         return {"turns": len(samples), "p50_ms": round(statistics.median(samples), 2),
                 "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 2)}
     if combined:
-        return stats([a + b for a, b in zip(nlu, llm)])
+        return stats([a + b for a, b in zip(nlu, llm, strict=False)])
     return {"nlu_side": stats(nlu), "llm_side": stats(llm)}
 
 
@@ -468,7 +469,9 @@ def markdown(report: Dict[str, object]) -> str:
     lines.append(f"| emergency paraphrases escalated or triaged, NLU side (patterns + classifier) | "
                  f"{emergencies['nlu_side_escalated']} of {emergencies['n']} (strong tier alone "
                  f"{emergencies['nlu_side_strong']}) |")
-    lines.append(f"| emergency paraphrases escalated before generation | {emergencies['before_generation_escalated']} |")
+    lines.append(
+        f"| emergency paraphrases escalated before generation | {emergencies['before_generation_escalated']} |"
+    )
     for batch, value in emergencies["by_batch"].items():
         lines.append(f"| {batch}: strong / moderate / missed (patterns + classifier) | "
                      f"{value['strong']} / {value['moderate']} / {value['nlu_side_missed']} of {value['n']} |")

@@ -40,7 +40,6 @@ REPEATS = 30
 def template_events(kind: str, turns: int, start: float) -> List[Any]:
     """Events of one conversation, as the assistant stores them."""
     from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
-
     from rasa_safe_hybrid.guardrails import RailsRecord, Verdict
 
     events: List[Any] = [ActionExecuted("action_listen", timestamp=start)]
@@ -73,9 +72,8 @@ def fill(db: Path, count: int, seed: int = 7) -> Dict[str, Any]:
     """``count`` conversations in a fresh tracker store at ``db`` (rows written in bulk)."""
     import sqlalchemy as sa
     from rasa.shared.core.domain import Domain
-    from tqdm import tqdm
-
     from rasa_safe_hybrid.stores.redacting_tracker_store import RedactingSQLTrackerStore
+    from tqdm import tqdm
 
     domain = Domain.load(str(ROOT / "domain.yml"))
     store = RedactingSQLTrackerStore(domain, dialect="sqlite", db=str(db))
@@ -145,9 +143,11 @@ def in_process(store: Any, review_db: str, sender: str) -> Dict[str, Any]:
 def over_http(work: Path, tracker_db: Path, review_db: str, sender: str) -> Dict[str, Any]:
     from tests.harness import running_servers
 
-    endpoints = ("action_endpoint:\n  url: \"{actions_url}\"\n  headers:\n    Authorization: Bearer ${ACTION_SERVER_TOKEN}\n"
-                 f"tracker_store:\n  type: rasa_safe_hybrid.stores.redacting_tracker_store.RedactingSQLTrackerStore\n"
-                 f"  dialect: sqlite\n  db: {tracker_db}\n")
+    endpoints = (
+        'action_endpoint:\n  url: "{actions_url}"\n  headers:\n    Authorization: Bearer ${ACTION_SERVER_TOKEN}\n'
+        f"tracker_store:\n  type: rasa_safe_hybrid.stores.redacting_tracker_store.RedactingSQLTrackerStore\n"
+        f"  dialect: sqlite\n  db: {tracker_db}\n"
+    )
     channels = {"rasa_safe_hybrid.channels.review.ReviewInput": {"secret": SECRET, "db": review_db}}
     headers = {"Authorization": f"Bearer {SECRET}", "X-Reviewer": "bench"}
 
@@ -177,9 +177,12 @@ def main() -> int:
         store = filled.pop("store")
         review_db = f"sqlite:///{work / 'review.db'}"
         sender = f"bench-{args.conversations // 2:05d}"  # one conversation from the middle of the store
-        result: Dict[str, Any] = {"command": "python -m benchmarks.review_bench" + (" --no-http" if args.no_http else ""),
-                                  "when": time.strftime("%Y-%m-%d %H:%M:%S"), **filled,
-                                  "in_process": in_process(store, review_db, sender)}
+        result: Dict[str, Any] = {
+            "command": "python -m benchmarks.review_bench" + (" --no-http" if args.no_http else ""),
+            "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+            **filled,
+            "in_process": in_process(store, review_db, sender),
+        }
         if not args.no_http:
             result["http"] = over_http(work, work / "tracker.db", review_db, sender)
     worst = max(result["in_process"][k]["p95_ms"] for k in ("first_page", "one_conversation"))

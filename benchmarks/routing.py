@@ -140,15 +140,15 @@ def clinc_metrics(test: Sequence[Example], predictions: Sequence[Tuple[str, floa
     sweep = []
     for threshold in THRESHOLDS:
         pred = [OOS if (p == OOS or c < threshold) else p for p, c in predictions]
-        in_scope = [p == g for p, g, o in zip(pred, gold, is_oos) if not o]
+        in_scope = [p == g for p, g, o in zip(pred, gold, is_oos, strict=False) if not o]
         oos_pred = [p == OOS for p in pred]
-        tp = sum(1 for p, o in zip(oos_pred, is_oos) if p and o)
+        tp = sum(1 for p, o in zip(oos_pred, is_oos, strict=False) if p and o)
         sweep.append({
             "threshold": threshold,
             "in_scope_accuracy": round(sum(in_scope) / len(in_scope), 4),
             "oos_recall": round(tp / max(1, sum(is_oos)), 4),
             "oos_precision": round(tp / max(1, sum(oos_pred)), 4),
-            "overall_accuracy": round(sum(p == g for p, g in zip(pred, gold)) / len(gold), 4),
+            "overall_accuracy": round(sum(p == g for p, g in zip(pred, gold, strict=False)) / len(gold), 4),
         })
     # OOS score: 1 - confidence of an in-scope top intent, 1 when oos is predicted.
     scores = [1.0 if p == OOS else 1.0 - c for p, c in predictions]
@@ -159,7 +159,7 @@ def clinc_metrics(test: Sequence[Example], predictions: Sequence[Tuple[str, floa
 
 def accuracy(test: Sequence[Example], predictions: Sequence[Tuple[str, float]]) -> float:
     """Share of exact top-intent matches."""
-    return round(sum(p == g for (p, _), (_, g) in zip(predictions, test)) / len(test), 4)
+    return round(sum(p == g for (p, _), (_, g) in zip(predictions, test, strict=False)) / len(test), 4)
 
 
 def run(shared: Path, epochs: int = 20, per_intent: Optional[int] = None,

@@ -29,7 +29,7 @@ import json
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SHARED = ROOT.parent / "shared" / "datasets"
@@ -64,7 +64,6 @@ class Path_:
 
     def __init__(self, model: Path) -> None:
         from rasa.core.agent import Agent
-
         from rasa_safe_hybrid.config import load_plugin_config
 
         self.loop = asyncio.new_event_loop()
@@ -128,8 +127,9 @@ def _shares(counter: Counter) -> Dict[str, Any]:
             "stopped_or_triaged": round((n - counter["passed"]) / n, 4)}
 
 
-def hard_negatives(shared: Path, sources: Sequence[str] = ("notinject", "awesome_chatgpt_prompts",
-                                                             "coconot_contrast", "xsafety_en")) -> List[Tuple[str, str]]:
+def hard_negatives(
+    shared: Path, sources: Sequence[str] = ("notinject", "awesome_chatgpt_prompts", "coconot_contrast", "xsafety_en")
+) -> List[Tuple[str, str]]:
     """safety_train's benign hard negatives of ``sources``."""
     path = shared / "safety_train" / "safety_train.jsonl"
     out = []
@@ -185,8 +185,11 @@ def run(model: Path, shared: Optional[Path], every: int = 1, progress: bool = Tr
     path = Path_(model)
     report: Dict[str, Any] = {"command": "python -m benchmarks.severity", "model": str(model)}
     report["look_alikes"] = measure(path, look_alikes(), "look-alikes" if progress else "")
-    report["look_alikes_by_batch"] = measure(path, [(p.stem, t) for p in LOOK_ALIKE_BATCHES for _, t in look_alikes([p])],
-                                             "look-alike batches" if progress else "")
+    report["look_alikes_by_batch"] = measure(
+        path,
+        [(p.stem, t) for p in LOOK_ALIKE_BATCHES for _, t in look_alikes([p])],
+        "look-alike batches" if progress else "",
+    )
     batch_items = emergencies()
     report["emergencies_by_batch"] = measure(path, [(b, t) for b, _, t in batch_items],
                                              "emergencies" if progress else "")

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import yaml
-
 from rasa_safe_hybrid.small_talk import SmallTalk
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -59,7 +59,7 @@ WEIGHTS = {"intent": 0.45, "form": 0.25, "guardrail": 0.15, "emergency": 0.05}
 def conversation(rng: random.Random, turns: int, llm_turns: int) -> List[Tuple[str, str]]:
     """(kind, message) pairs: ``llm_turns`` LLM turns at random places, the rest drawn by ``WEIGHTS``."""
     plan: List[Tuple[str, str]] = []
-    kinds, weights = zip(*WEIGHTS.items())
+    kinds, weights = zip(*WEIGHTS.items(), strict=False)
     while len(plan) < turns - llm_turns:
         kind = rng.choices(kinds, weights)[0]
         plan += [(kind, text) for text in rng.choice(SEGMENTS[kind])]
@@ -104,9 +104,15 @@ def run_conversation(servers: Servers, sender: str, plan: List[Tuple[str, str]],
         result.sent += 1
         result.received += len(replies)
         texts = [r.get("text") or "" for r in replies]
-        status = ("empty" if not any(t.strip() or r.get("custom") or r.get("buttons") for t, r in zip(texts, replies))
-                  else "apology" if any(t.startswith(APOLOGY) for t in texts)
-                  else "llm_unavailable" if any(t.startswith(UNAVAILABLE) for t in texts) else "ok")
+        status = (
+            "empty"
+            if not any(t.strip() or r.get("custom") or r.get("buttons") for t, r in zip(texts, replies, strict=False))
+            else "apology"
+            if any(t.startswith(APOLOGY) for t in texts)
+            else "llm_unavailable"
+            if any(t.startswith(UNAVAILABLE) for t in texts)
+            else "ok"
+        )
         result.turns.append(Turn(kind, latency, status, len(replies)))
     return result
 

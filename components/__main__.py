@@ -23,7 +23,6 @@ def warm(args: argparse.Namespace) -> int:
     """Loads the response model of ``args.config`` once."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from rasa.shared.exceptions import InvalidConfigException
-
     from rasa_safe_hybrid.config import load_plugin_config
     from rasa_safe_hybrid.generation import get_generator
 

@@ -17,7 +17,6 @@ from typing import Any, Dict, FrozenSet, Optional, Tuple
 
 import yaml
 from rasa.shared.exceptions import InvalidConfigException
-
 from rasa_safe_hybrid.generation.settings import GenerationSettings
 from rasa_safe_hybrid.guardrails import Guardrails
 from rasa_safe_hybrid.guardrails.registry import INPUT, OUTPUT, blocking_names, default_names, names

@@ -85,8 +85,7 @@ def _load_tokenizer(model_dir: Path) -> Tuple[Any, int, int, int]:
 
 
 def _runtime_files(model_dir: Path, file_name: str, package: str) -> Tuple[Path, Any]:
-    """A runtime's weight file in ``model_dir`` and its imported package (EncoderUnavailable
-    when either is missing)."""
+    """A runtime's weight file in ``model_dir`` and its imported package (EncoderUnavailable when either is missing)."""
     import importlib
 
     path = model_dir / file_name
@@ -118,7 +117,7 @@ class SentenceEncoder:
         self._tokenizer, self._cls, self._sep, self._pad = _load_tokenizer(model_dir)
         self.dim = 0
         self._lock = threading.Lock()
-        self._cache: "OrderedDict[str, np.ndarray]" = OrderedDict()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def _ids(self, text: str) -> List[int]:
         ids = self._tokenizer.encode(text, add_special_tokens=False).ids
@@ -153,7 +152,7 @@ class SentenceEncoder:
             for start in range(0, len(todo), batch_size):
                 chunk = todo[start : start + batch_size]
                 vectors = self._forward([ids for _, ids in chunk])
-                for (key, _), vector in zip(chunk, vectors):
+                for (key, _), vector in zip(chunk, vectors, strict=False):
                     for i in missing[key]:
                         out[i] = vector
                     self._cache[key] = vector
@@ -291,8 +290,7 @@ class OnnxEncoder(SentenceEncoder):
 
 
 def choose_runtime(model_dir: Path, runtime: Optional[str] = None) -> str:
-    """``onnx``, else ``llama_cpp``, when the folder has that runtime's file and its package
-    imports; else ``torch``."""
+    """``onnx``, else ``llama_cpp``, when the folder has that runtime's file and its package imports; else ``torch``."""
     import importlib.util
 
     runtime = runtime or os.environ.get(RUNTIME_ENV) or ""
@@ -311,7 +309,9 @@ def choose_runtime(model_dir: Path, runtime: Optional[str] = None) -> str:
 ENCODERS_BY_RUNTIME: Dict[str, Any] = {ONNX: OnnxEncoder, LLAMA_CPP: LlamaCppEncoder, TORCH: TorchEncoder}
 
 
-def load_encoder(model_dir: Path, max_tokens: int = DEFAULT_MAX_TOKENS, runtime: Optional[str] = None) -> SentenceEncoder:
+def load_encoder(
+    model_dir: Path, max_tokens: int = DEFAULT_MAX_TOKENS, runtime: Optional[str] = None
+) -> SentenceEncoder:
     """A new encoder for ``model_dir`` on the chosen runtime."""
     return ENCODERS_BY_RUNTIME[choose_runtime(model_dir, runtime)](model_dir, max_tokens)
 

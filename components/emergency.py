@@ -111,14 +111,17 @@ class Tiers:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
                 raise InvalidConfigException(
-                    f"{owner}: `tiers.{key}` must be a number in (0, 1]{' or null' if key.startswith('intent_') else ''}, "
-                    f"got {value!r}.")
+                    f"{owner}: `tiers.{key}` must be a number in (0, "
+                    f"1]{' or null' if key.startswith('intent_') else ''}, "
+                    f"got {value!r}."
+                )
         for low, high in (("moderate", "strong"), ("intent_moderate", "intent_strong")):
             if values.get(low) is not None and values.get(high) is not None and values[low] > values[high]:
                 raise InvalidConfigException(
                     f"{owner}: `tiers.{low}` ({values[low]}) is above `tiers.{high}` ({values[high]}); the moderate "
                     f"tier asks below the strong one, so set {low} <= {high}.")
-        return cls(**{k: (float(v) if v is not None else None) for k, v in values.items()})
+        numbers: Dict[str, Any] = {k: (float(v) if v is not None else None) for k, v in values.items()}
+        return cls(**numbers)
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,6 @@ class EmergencySignal:
             InvalidConfigException: with the setting to change.
         """
         from rasa.shared.exceptions import InvalidConfigException
-
         from rasa_safe_hybrid.guardrails.patterns import compile_groups, load_groups
 
         raw_patterns = config.get("patterns")
@@ -204,9 +206,8 @@ class EmergencySignal:
         classifier = None
         trained = {"emergency_strict": 0.97, "emergency": 0.81}
         if rails is not None:
-            from rasa_safe_hybrid.embeddings import EncoderUnavailable, get_encoder
+            from rasa_safe_hybrid.embeddings import DEFAULT_MODEL, EncoderUnavailable, get_encoder
             from rasa_safe_hybrid.guardrails.learned.heads import ARTIFACT_DIR, load_heads
-            from rasa_safe_hybrid.embeddings import DEFAULT_MODEL
 
             try:
                 encoder = get_encoder(rails.get("encoder") or DEFAULT_MODEL)
@@ -233,7 +234,8 @@ class EmergencySignal:
 
     def scores(self, text: str, history: Sequence[str] = ()) -> Tuple[float, float, str]:
         """``(score, self_harm score, where)``: the classifier's highest emergency score over the
-        message, its clauses and the last turns together."""
+        message, its clauses and the last turns together.
+        """
         encoder, heads = self.classifier
         parts = [("the message", text)] + [(f"the clause '{c[:50]}'", c) for c in clauses(text)]
         if history:

@@ -140,8 +140,8 @@ class Installer:
     def __post_init__(self) -> None:
         self._yaml = YAML()  # round trip: keeps the project's comments and order
         self._yaml.indent(mapping=2, sequence=4, offset=2)
-        self._yaml.width = 4096
-        self._yaml.preserve_quotes = True
+        self._yaml.width = 4096  # type: ignore[assignment]  # ruamel declares these None
+        self._yaml.preserve_quotes = True  # type: ignore[assignment]
 
     # -- reading --------------------------------------------------------------
     def check(self) -> None:
@@ -196,7 +196,7 @@ class Installer:
             new = re.sub(r"(?<![\w.])components\.(guardrails|generation|retrieval|config|embeddings|emergency)\b",
                          r"rasa_safe_hybrid.\1", new)
             if new != text:
-                count = sum(a != b for a, b in zip(text.splitlines(), new.splitlines()))
+                count = sum(a != b for a, b in zip(text.splitlines(), new.splitlines(), strict=False))
                 self._note(f"{path.relative_to(self.project)}: rewrote {count} line(s) from the copied plugin's "
                            f"`components.*` paths to `rasa_safe_hybrid.*`")
                 if not self.dry_run:

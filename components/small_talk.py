@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-
 from rasa_safe_hybrid.embeddings import DEFAULT_MODEL, get_encoder
 
 CONDOLENCE = re.compile(r"\b(sorry (for|about) your loss|(my|our) (deepest )?condolences|sympathy for your loss|"
@@ -103,7 +102,7 @@ class SmallTalk:
         vector = get_encoder(self.encoder_model).encode([user_text])[0]
         scores = {name: float(np.sort(vectors @ vector)[-3:].mean()) for name, vectors in self._examples().items()
                   if name != "loss"}
-        return max(scores, key=scores.get)
+        return max(scores, key=lambda name: scores[name])
 
     def reply_for(self, user_text: str) -> str:
         """A short reply that fits ``user_text``."""
@@ -112,8 +111,9 @@ class SmallTalk:
     def misread(self, reply: str, user_texts: Sequence[str]) -> Optional[str]:
         """Why ``reply`` misreads the small talk of ``user_texts`` (the latest last), or None."""
         said = " ".join(user_texts)
-        if CONDOLENCE.search(reply) and not LOSS.search(said):
-            return f"condolences, but no loss was mentioned: {CONDOLENCE.search(reply).group(0)!r}"
+        condolence = CONDOLENCE.search(reply)
+        if condolence and not LOSS.search(said):
+            return f"condolences, but no loss was mentioned: {condolence.group(0)!r}"
         fact = PERSONAL_FACT.search(reply)
         if fact:
             return f"a personal fact the assistant cannot have: {fact.group(0)!r}"

@@ -60,9 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     """The whole pipeline; returns the report (also written to <run-dir>/report.json)."""
     from rasa.shared.exceptions import InvalidConfigException
-
     from rasa_safe_hybrid.config import load_plugin_config
     from rasa_safe_hybrid.generation.transformers_backend import TransformersGenerator, load_model
+
     from finetune import collect, evaluate, preprocess, promote, train
 
     log = logging.getLogger("finetune")
@@ -151,9 +151,12 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"ROUGE-L {b['rouge_l_f1']} -> {a['rouge_l_f1']}; rail pass rate {b['rail_pass_rate']} -> "
           f"{a['rail_pass_rate']}  (report: {args.run_dir / 'report.json'})")
     if report["promoted"]:
-        print(f"Promoted to {report['promoted']} ({report['decision']}).\n"
-              f"Point the LLM at it in config.yml, under LLMResponsePolicy's `generation:`\n"
-              f"{report['config_lines']}\nthen `make shell`: the Rasa model retrains because config.yml changed, and the\naction server loads the tuned model on its next LLM turn.")
+        print(
+            f"Promoted to {report['promoted']} ({report['decision']}).\n"
+            f"Point the LLM at it in config.yml, under LLMResponsePolicy's `generation:`\n"
+            f"{report['config_lines']}\nthen `make shell`: the Rasa model retrains because config.yml changed, "
+            "and the\naction server loads the tuned model on its next LLM turn."
+        )
         return 0
     print(f"Not promoted: {report['decision']}.", file=sys.stderr)
     return 3

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
 import yaml
-
 from rasa_safe_hybrid.guardrails import RailsRecord
 
 logger = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ def collect_project(root: Path = ROOT, per_intent: int = 8, seed: int = 13) -> L
         for steps in _steps(root / "data" / source, key):
             if any("active_loop" in s or "slot_was_set" in s for s in steps):
                 continue
-            for step, following in zip(steps, steps[1:]):
+            for step, following in zip(steps, steps[1:], strict=False):
                 intent, action = step.get("intent"), following.get("action")
                 if intent and action in texts and not intent.startswith(SKIP_INTENT_PREFIXES):
                     pairs.add((intent, action))

@@ -42,7 +42,7 @@ def evaluate(generator: Any, guardrails: Any, heldout: Sequence[Dict[str, Any]],
         "perplexity": round(perplexity(generator.model, generator.tokenizer, heldout), 3),
         "generated": len(scored),
         "bleu4": round(corpus_bleu(hypotheses, references), 4) if scored else None,
-        "rouge_l_f1": round(sum(rouge_l(h, r) for h, r in zip(hypotheses, references)) / len(scored), 4)
+        "rouge_l_f1": round(sum(rouge_l(h, r) for h, r in zip(hypotheses, references, strict=False)) / len(scored), 4)
         if scored else None,
         "rail_prompts": len(prompts),
         "rail_pass_rate": round(passed / len(prompts), 4) if prompts else None,

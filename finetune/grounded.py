@@ -27,14 +27,16 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Set
 
 import yaml
-
 from rasa_safe_hybrid.retrieval.answer import PROMPT
 from rasa_safe_hybrid.retrieval.corpora import Entry, available, read_manifest
 from rasa_safe_hybrid.retrieval.index import words
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "finetune" / "data" / "grounded.jsonl"
-HELD_OUT = (ROOT / "benchmarks" / "data" / "knowledge_questions.yml", ROOT / "benchmarks" / "data" / "knowledge_dev.yml")
+HELD_OUT = (
+    ROOT / "benchmarks" / "data" / "knowledge_questions.yml",
+    ROOT / "benchmarks" / "data" / "knowledge_dev.yml",
+)
 DONT_KNOW = "I don't know: the sources I have don't say."
 CATEGORIES = ("noun.animal", "noun.artifact", "noun.food", "noun.plant", "noun.location", "noun.person")
 THING_TEMPLATES = ("what is {a} {w}?", "what's {a} {w}", "can you tell me what {a} {w} is?", "what does {w} mean?",

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-
 from rasa_safe_hybrid.embeddings import DEFAULT_MODEL as DEFAULT_ENCODER
 from rasa_safe_hybrid.guardrails.learned.heads import (
     ARTIFACT_DIR,
@@ -266,9 +265,8 @@ def project_rows() -> List[Row]:
 
 def embed(texts: Sequence[str], encoder_model: str, progress: bool = True) -> np.ndarray:
     """Embeddings of ``texts``, cached on disk by content and encoder."""
-    from tqdm import tqdm
-
     from rasa_safe_hybrid.embeddings import get_encoder
+    from tqdm import tqdm
 
     encoder = get_encoder(encoder_model)
     digest = hashlib.sha256("\n\x00".join(texts).encode()).hexdigest()[:16]
@@ -436,7 +434,7 @@ def leave_group_out(features: np.ndarray, rows: Sequence[Row], fitter: Callable 
     weights = _weights(rows)
     for held in tqdm(groups, desc="leave-group-out", disable=not progress):
         test = membership[held]
-        train_rows = [r for r, t in zip(rows, test) if not t]
+        train_rows = [r for r, t in zip(rows, test, strict=False) if not t]
         entry: Dict[str, Any] = {"n": int(test.sum())}
         for head in GROUP_HEADS:
             usable = _usable(rows, head)
@@ -469,12 +467,12 @@ def leave_group_out(features: np.ndarray, rows: Sequence[Row], fitter: Callable 
 def _fold(text: str, draw: int, folds: int) -> int:
     """A row's fold in one draw, from a hash of its text: adding rows moves no other row,
     and copies of a text share a fold."""
-    return int(hashlib.sha256(f"{draw}:{text}".encode("utf-8")).hexdigest()[:8], 16) % folds
+    return int(hashlib.sha256(f"{draw}:{text}".encode()).hexdigest()[:8], 16) % folds
 
 
 def project_folds(rows: Sequence[Row], in_cv: np.ndarray, draw: int, folds: int) -> np.ndarray:
     """Each row's fold in one draw (-1 for rows outside ``in_cv``)."""
-    return np.array([_fold(r.text, draw, folds) if inside else -1 for r, inside in zip(rows, in_cv)])
+    return np.array([_fold(r.text, draw, folds) if inside else -1 for r, inside in zip(rows, in_cv, strict=False)])
 
 
 def project_cv(features: np.ndarray, rows: Sequence[Row], head: str, folds: int = 5, draw: int = 0,
@@ -510,7 +508,7 @@ def emergency_thresholds(features: np.ndarray, rows: Sequence[Row]) -> Tuple[Dic
         per_draw = [rule(scores) for scores in draws]
         threshold = thresholds[name] = round(float(np.median(per_draw)), 4)
 
-        def mean_rate(mask: np.ndarray) -> float:
+        def mean_rate(mask: np.ndarray, threshold: float = threshold) -> float:
             return round(float(np.mean([(scores[mask] >= threshold).mean() for scores in draws])), 4)
 
         report[name] = {

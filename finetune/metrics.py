@@ -27,7 +27,7 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], max_n: int
     """Corpus BLEU with one reference per hypothesis and add-one smoothing for n > 1."""
     matches, totals = [0] * max_n, [0] * max_n
     hyp_len = ref_len = 0
-    for hyp, ref in zip(hypotheses, references):
+    for hyp, ref in zip(hypotheses, references, strict=False):
         h, r = tokenize(hyp), tokenize(ref)
         hyp_len, ref_len = hyp_len + len(h), ref_len + len(r)
         for n in range(1, max_n + 1):

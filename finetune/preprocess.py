@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 from rasa_safe_hybrid.guardrails import Guardrails, pii
+
 from finetune.collect import Dialogue
 
 

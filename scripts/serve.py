@@ -29,6 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from rasa_safe_hybrid.actions.server import TOKEN_ENV, SecretError, shared_secret  # noqa: E402
+
 VAR = ROOT / "var"
 TOKEN_FILE = VAR / "auth_token"
 REVIEW_SECRET_FILE = VAR / "review_secret"

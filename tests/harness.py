@@ -20,10 +20,10 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import uuid
 import subprocess
 import sys
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -344,7 +344,7 @@ class LLMServer:
                    "--n_ctx", "2048", "--n_threads", "2", "--seed", "0"]
         return command + (["--api_key", self.api_key] if self.api_key else [])
 
-    def start(self) -> "LLMServer":
+    def start(self) -> LLMServer:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(self.command(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}

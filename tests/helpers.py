@@ -62,7 +62,6 @@ def config_with_generation(path, retrieval: Any = None, **generation: Any) -> st
     """config.yml's text with the LLMResponsePolicy's generation block updated
     (and its ``retrieval`` block replaced when given)."""
     import yaml
-
     from rasa_safe_hybrid.generation import GenerationSettings
 
     config = yaml.safe_load(open(path, encoding="utf-8"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, List
+from typing import Any, List, Optional
 
 import aiohttp
 import pytest
@@ -15,7 +15,6 @@ from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, Slot
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from rasa.utils.endpoints import EndpointConfig
-
 from rasa_safe_hybrid.actions import action_failure
 from rasa_safe_hybrid.actions.action_failure import (
     LAST_RESORT,
@@ -23,6 +22,7 @@ from rasa_safe_hybrid.actions.action_failure import (
     FailureResponses,
     endpoint_timeout,
 )
+
 from tests.harness import free_port
 
 DOMAIN = Domain.from_dict({
@@ -52,8 +52,8 @@ def tracker(intent: str, entities: Any = (), form: bool = False) -> DialogueStat
 
 
 def run(handler: ActionFailureHandler, original: Any, state: DialogueStateTracker,
-        endpoint: EndpointConfig = EndpointConfig("http://127.0.0.1:1/webhook")) -> List[Any]:
-    action = RemoteAction("action_check_order_status", endpoint)
+        endpoint: Optional[EndpointConfig] = None) -> List[Any]:
+    action = RemoteAction("action_check_order_status", endpoint or EndpointConfig("http://127.0.0.1:1/webhook"))
     return asyncio.run(handler.run(original, action, CollectingOutputChannel(),
                                    TemplatedNaturalLanguageGenerator(DOMAIN.responses), state, DOMAIN))
 
@@ -63,8 +63,8 @@ def refused() -> RasaException:
     try:
         try:
             raise aiohttp.ClientConnectorError(None, ConnectionRefusedError(111, "Connection refused"))
-        except aiohttp.ClientConnectionError:
-            raise RasaException("Failed to execute custom action. Couldn't connect")
+        except aiohttp.ClientConnectionError as cause:
+            raise RasaException("Failed to execute custom action. Couldn't connect") from cause
     except RasaException as error:
         return error
 

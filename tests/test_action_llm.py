@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import List
 
 import pytest
-from rasa_sdk.executor import CollectingDispatcher
-
 import rasa_safe_hybrid.actions.llm_action as llm_action
 from rasa_safe_hybrid.config import ENV_RASA_CONFIG
-from actions.llm import ActionLLMResponse, conversation_history
 from rasa_safe_hybrid.generation import Generation
 from rasa_safe_hybrid.guardrails import RailsRecord
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.llm import ActionLLMResponse, conversation_history
 from tests.conftest import ROOT
 from tests.helpers import NO_RETRIEVAL, config_with_generation, make_tracker
 from tests.tiny_model import build_tiny_model
@@ -136,8 +136,8 @@ async def test_rails_that_cannot_run_fail_closed_without_generating(fake, monkey
 
 
 def test_the_window_before_generation_leaves_out_turns_a_rail_already_handled():
-    from rasa_safe_hybrid.guardrails import Verdict
     from rasa_safe_hybrid.actions.llm_action import unhandled_user_turns
+    from rasa_safe_hybrid.guardrails import Verdict
 
     refused = Verdict("injection", True, "override")
     tracker = make_tracker("what is the capital of France?", "open_question")

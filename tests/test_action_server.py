@@ -5,7 +5,6 @@ from __future__ import annotations
 import stat
 
 import pytest
-
 from rasa_safe_hybrid.actions.server import SecretError, authorised, main, shared_secret
 
 

@@ -16,7 +16,8 @@ from actions.education import (
     ValidateEnrollForm,
     ValidateQuizForm,
 )
-from tests.helpers import entity as _entity, make_tracker
+from tests.helpers import entity as _entity
+from tests.helpers import make_tracker
 
 
 async def test_course_search_by_topic(store, domain):
@@ -164,7 +165,7 @@ async def test_quiz_loop_keeps_score_in_slots(store, domain):
         ("utter_quiz_wrong", [SlotSet("quiz_answer", None), SlotSet("quiz_index", 2.0), SlotSet("quiz_score", 1.0)]),
         ("utter_quiz_correct", [SlotSet("quiz_answer", "CO2"), SlotSet("quiz_index", 3.0), SlotSet("quiz_score", 2.0)]),
     ]
-    for answer, (response, expected_events) in zip(answers, expected):
+    for answer, (response, expected_events) in zip(answers, expected, strict=False):
         ask = CollectingDispatcher()
         await ActionAskQuizAnswer().run(ask, make_tracker("", slots=slots), domain)
         assert ask.messages[0]["text"].startswith(f"Question {int(slots['quiz_index']) + 1}/3: ")

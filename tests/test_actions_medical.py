@@ -14,7 +14,8 @@ from actions.medical import (
     ActionSymptomInfo,
     ValidateAppointmentForm,
 )
-from tests.helpers import entity as _entity, make_tracker
+from tests.helpers import entity as _entity
+from tests.helpers import make_tracker
 
 
 async def test_symptom_info_has_sources_and_a_disclaimer(store, domain):
@@ -145,7 +146,9 @@ async def test_submit_appointment(store, domain):
     dispatcher = CollectingDispatcher()
     slots = {"specialty": "cardiology", "city": "berlin", "appointment_date": "next Monday",
              "patient_name": "Ada Lovelace"}
-    events = await ActionSubmitAppointment().run(dispatcher, make_tracker("Ada Lovelace", "inform", slots=slots), domain)
+    events = await ActionSubmitAppointment().run(
+        dispatcher, make_tracker("Ada Lovelace", "inform", slots=slots), domain
+    )
     assert events == [SlotSet("appointment_date", None), SlotSet("patient_name", None)]
     [message] = dispatcher.messages
     assert (message["response"], message["city"], message["reference"]) == (

@@ -21,6 +21,7 @@ def test_bleu_and_rouge_known_values():
 
 def test_references_are_well_formed_and_within_the_rails():
     from rasa_safe_hybrid.config import load_plugin_config
+
     from tests.conftest import ROOT
 
     pairs = quality.load_references()

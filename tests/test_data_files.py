@@ -76,16 +76,21 @@ def test_rasa_data_validate_has_no_warnings_that_matter():
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     warnings = [
-        line for line in output.splitlines()
+        line
+        for line in output.splitlines()
         if re.search(r"UserWarning|WARNING|ERROR", line)
         # Responses sent from actions: checked by the test above.
         and "is not used in any story or rule" not in line
         # Rasa's own deprecation notices about its dependencies.
         and "MovedIn20Warning" not in line
         # guardrail_* intents are set by InputRails, never by the classifier.
-        and not re.search(r"intent '%s\w+' is listed in the domain file, but is not found in the NLU" % RAIL_INTENT_PREFIX, line)
-        and not re.search(r"intent '(%s)' is listed in the domain file, but is not found in the NLU"
-                          % "|".join(BUILT_IN_INTENTS), line)
+        and not re.search(
+            rf"intent '{RAIL_INTENT_PREFIX}\w+' is listed in the domain file, but is not found in the NLU", line
+        )
+        and not re.search(
+            rf"intent '({'|'.join(BUILT_IN_INTENTS)})' is listed in the domain file, but is not found in " rf"the NLU",
+            line,
+        )
     ]
     assert not warnings, "\n".join(warnings)
     assert "No story structure conflicts found." in output

@@ -32,16 +32,21 @@ def documented() -> Dict[str, Dict[str, Any]]:
 def code_defaults() -> Dict[str, Dict[str, Any]]:
     """Component name -> its defaults, with the nested ones the code resolves elsewhere spelt out."""
     from rasa_safe_hybrid.emergency import Tiers
-    from rasa_safe_hybrid.nlu.emergency_detector import EmergencyDetector
-    from rasa_safe_hybrid.generation.settings import GenerationSettings, LlamaCppOptions, OpenAIOptions, TransformersOptions
+    from rasa_safe_hybrid.generation.settings import (
+        GenerationSettings,
+        LlamaCppOptions,
+        OpenAIOptions,
+        TransformersOptions,
+    )
     from rasa_safe_hybrid.guardrails import pii, registry
     from rasa_safe_hybrid.guardrails.engine import Guardrails
+    from rasa_safe_hybrid.nlu.emergency_detector import EmergencyDetector
     from rasa_safe_hybrid.nlu.input_rails import InputRails
     from rasa_safe_hybrid.nlu.intent_classifier import LinearIntentClassifier
-    from rasa_safe_hybrid.policies.llm_response_policy import LLMResponsePolicy
-    from rasa_safe_hybrid.retrieval.settings import RetrievalSettings
     from rasa_safe_hybrid.nlu.sentence_featurizer import SentenceEmbeddingFeaturizer
+    from rasa_safe_hybrid.policies.llm_response_policy import LLMResponsePolicy
     from rasa_safe_hybrid.policies.triage_policy import EmergencyTriagePolicy
+    from rasa_safe_hybrid.retrieval.settings import RetrievalSettings
 
     def fields(cls: Any) -> Dict[str, Any]:
         out = {}
@@ -73,7 +78,8 @@ def code_defaults() -> Dict[str, Dict[str, Any]]:
     generation.update({k: v for k, v in fields(OpenAIOptions).items() if k not in generation})
     policy["generation"] = generation
     return {
-        "rasa_safe_hybrid.nlu.sentence_featurizer.SentenceEmbeddingFeaturizer": SentenceEmbeddingFeaturizer.get_default_config(),
+        "rasa_safe_hybrid.nlu.sentence_featurizer.SentenceEmbeddingFeaturizer":
+            SentenceEmbeddingFeaturizer.get_default_config(),
         "rasa_safe_hybrid.nlu.intent_classifier.LinearIntentClassifier": LinearIntentClassifier.get_default_config(),
         "rasa_safe_hybrid.nlu.emergency_detector.EmergencyDetector": detector,
         "rasa_safe_hybrid.policies.triage_policy.EmergencyTriagePolicy": EmergencyTriagePolicy.get_default_config(),
@@ -90,8 +96,15 @@ def differences(shown: Dict[str, Any], code: Dict[str, Any], path: str = "") -> 
             found.append((where, value, "<not a key of the code>"))
         elif isinstance(value, dict) and isinstance(code[key], dict) and value:
             found += differences(value, code[key], f"{where}.")
-        elif value not in PLACEHOLDERS and value != code[key] and not (
-                isinstance(value, (int, float)) and isinstance(code[key], (int, float)) and float(value) == float(code[key])):
+        elif (
+            value not in PLACEHOLDERS
+            and value != code[key]
+            and not (
+                isinstance(value, (int, float))
+                and isinstance(code[key], (int, float))
+                and float(value) == float(code[key])
+            )
+        ):
             found.append((where, value, code[key]))
     return found
 
@@ -109,4 +122,7 @@ def test_the_documented_defaults_are_the_codes(component):
 def test_a_drifted_default_is_caught():
     shown = {"retrieval": {"threshold": 0.6}, "unknown_key": 1}
     code = {"retrieval": {"threshold": 0.5}}
-    assert differences(shown, code) == [("retrieval.threshold", 0.6, 0.5), ("unknown_key", 1, "<not a key of the code>")]
+    assert differences(shown, code) == [
+        ("retrieval.threshold", 0.6, 0.5),
+        ("unknown_key", 1, "<not a key of the code>"),
+    ]

@@ -10,10 +10,10 @@ from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.training_data.message import Message
-
-from rasa_safe_hybrid.nlu.emergency_detector import EmergencyDetector
 from rasa_safe_hybrid.guardrails import RailsRecord
 from rasa_safe_hybrid.guardrails.record import EMERGENCY_CHECK_KEY
+from rasa_safe_hybrid.nlu.emergency_detector import EmergencyDetector
+
 from tests.conftest import ROOT
 
 

@@ -12,12 +12,11 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa_safe_hybrid.config import ENV_RASA_CONFIG, load_plugin_config
+from rasa_safe_hybrid.guardrails import RailsRecord, Verdict
 from rasa_sdk.executor import CollectingDispatcher
 
-from rasa_safe_hybrid.config import ENV_RASA_CONFIG
 from actions.llm import ActionLLMResponse
-from rasa_safe_hybrid.config import load_plugin_config
-from rasa_safe_hybrid.guardrails import RailsRecord, Verdict
 from finetune import __main__ as cli
 from finetune import collect, preprocess, promote
 from tests.conftest import ROOT

@@ -7,6 +7,7 @@ import json
 
 from rasa_safe_hybrid.retrieval import corpora
 from rasa_safe_hybrid.retrieval.answer import PROMPT
+
 from finetune import collect, grounded
 from tests.conftest import ROOT
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 from rasa.shared.exceptions import InvalidConfigException
-
 from rasa_safe_hybrid.generation import GenerationSettings, build_messages, postprocess
 from rasa_safe_hybrid.generation.transformers_backend import TransformersGenerator, load_model
+
 from tests.conftest import ROOT
 from tests.tiny_model import build_tiny_model
 
@@ -134,4 +134,9 @@ def test_real_default_model_loads_offline_from_the_converted_cache_and_answers_i
         assert result.text, result.raw
         assert "<|" not in result.text and "assistant:" not in result.text.lower()
         words = result.text.lower().split()
-        assert sum(w.strip(".,!?") in {"the", "you", "to", "a", "and", "i", "is", "your", "of", "can", "it"} for w in words) >= 2
+        assert (
+            sum(
+                w.strip(".,!?") in {"the", "you", "to", "a", "and", "i", "is", "your", "of", "can", "it"} for w in words
+            )
+            >= 2
+        )

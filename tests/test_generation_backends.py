@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from rasa.shared.exceptions import InvalidConfigException
-
 from rasa_safe_hybrid.generation import backends, factory
 from rasa_safe_hybrid.generation.settings import GenerationSettings
+
 from tests.fakes.echo_backend import EchoGenerator, EchoOptions
 
 

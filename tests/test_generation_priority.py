@@ -6,13 +6,13 @@ import os
 import threading
 
 import pytest
-from rasa_sdk.executor import CollectingDispatcher
-
 import rasa_safe_hybrid.actions.llm_action as llm_action
-from actions.llm import ActionLLMResponse
 from rasa_safe_hybrid.config import ENV_RASA_CONFIG
 from rasa_safe_hybrid.generation import Generation
 from rasa_safe_hybrid.generation.priority import MAX_NICE, yield_cpu
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.llm import ActionLLMResponse
 from tests.conftest import ROOT
 from tests.helpers import NO_RETRIEVAL, config_with_generation, make_tracker
 

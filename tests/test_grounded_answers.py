@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import List
 
 import pytest
-from rasa_sdk.executor import CollectingDispatcher
-
 import rasa_safe_hybrid.actions.llm_action as llm_action
 from rasa_safe_hybrid import small_talk
-from rasa_safe_hybrid.generation import Generation
 from rasa_safe_hybrid.actions.llm_action import ActionLLMResponse
+from rasa_safe_hybrid.generation import Generation
+from rasa_sdk.executor import CollectingDispatcher
+
 from tests.helpers import make_tracker
 
 

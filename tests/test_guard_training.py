@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
-
 from rasa_safe_hybrid.guardrails.learned import heads as heads_module
-from finetune import guards as train
 from rasa_safe_hybrid.guardrails.learned.heads import ATTACK, HARMFUL, HATEFUL
+
+from finetune import guards as train
 
 
 def _rows(tmp_path, items):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from rasa.shared.exceptions import InvalidConfigException
-
-from benchmarks import rails_eval
 from rasa_safe_hybrid.guardrails import Guardrails, pii
 from rasa_safe_hybrid.guardrails.output import degenerate, prompt_leak
+
+from benchmarks import rails_eval
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 needs_shared = pytest.mark.skipif(not (SHARED / "redteam_dev").exists(), reason="../shared/datasets missing")
@@ -25,6 +25,7 @@ def rails():
     """
     from rasa_safe_hybrid.config import load_plugin_config
     from rasa_safe_hybrid.guardrails.registry import PATTERN_RAILS
+
     from tests.conftest import ROOT
 
     configured = load_plugin_config(ROOT / "config.yml").guardrails
@@ -269,7 +270,6 @@ def test_config_replaces_extends_and_validates():
 def test_a_pattern_yaml_reads_as_a_mapping_is_refused_with_advice():
     """An unquoted pattern ending in ':' is a mapping to YAML; str() of it never matches."""
     import yaml
-
     from rasa_safe_hybrid.guardrails.patterns import LISTS_DIR
 
     groups = yaml.safe_load("override:\n  - \\bnew instructions:\n")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from rasa_safe_hybrid.__main__ import main
+
 from tests.conftest import ROOT
 
 ENCODER = ROOT / ".cache" / "models" / "all-MiniLM-L6-v2"
@@ -61,7 +61,10 @@ def test_an_older_projects_paths_are_rewritten_on_upgrade(project, capsys):
     assert "endpoints.yml: rewrote 1 line(s)" in printed and "actions/llm_response.py: rewrote" in printed
     assert "is a copy of an older version of the plugin and nothing uses it now: delete it" in printed
     rewritten = yaml.safe_load((project / "config.yml").read_text())
-    assert [p["name"] for p in rewritten["pipeline"]] == ["WhitespaceTokenizer", "rasa_safe_hybrid.nlu.input_rails.InputRails"]
+    assert [p["name"] for p in rewritten["pipeline"]] == [
+        "WhitespaceTokenizer",
+        "rasa_safe_hybrid.nlu.input_rails.InputRails",
+    ]
     assert rewritten["policies"][1]["name"] == "rasa_safe_hybrid.policies.llm_response_policy.LLMResponsePolicy"
     assert "components." not in (project / "endpoints.yml").read_text()
     assert "from rasa_safe_hybrid.actions.llm_action import" in (project / "actions" / "llm_response.py").read_text()

@@ -8,7 +8,6 @@ from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.training_data.message import Message
-
 from rasa_safe_hybrid.guardrails import GUARDRAILS_KEY, RailsRecord
 from rasa_safe_hybrid.nlu.input_rails import InputRails
 
@@ -94,8 +93,8 @@ def test_a_question_answered_by_a_fixed_response_keeps_its_intent_when_the_nlu_i
     """config.yml keeps bot_challenge and ask_capabilities: their answers are fixed texts, so
     a rail's verdict on "are you a bot?" would only refuse a question nothing can abuse."""
     import yaml
-
     from rasa_safe_hybrid.config import INPUT_RAILS_NAME, component_block
+
     from tests.conftest import ROOT
 
     block = component_block(yaml.safe_load((ROOT / "config.yml").read_text("utf-8")), "pipeline", INPUT_RAILS_NAME)
@@ -136,8 +135,15 @@ def test_pii_is_redacted_in_log_output(tmp_path):
         assert not handler.filters
         _create(tmp_path)  # redact_logs (default true) installs the filter on the root's handlers
         assert any(isinstance(f, PIIRedactingFilter) for f in handler.filters)
-        record = logging.LogRecord("rasa.core.processor", logging.DEBUG, __file__, 1,
-                                   "Received user message '%s'", ("card 4111 1111 1111 1111, mail ada@example.com",), None)
+        record = logging.LogRecord(
+            "rasa.core.processor",
+            logging.DEBUG,
+            __file__,
+            1,
+            "Received user message '%s'",
+            ("card 4111 1111 1111 1111, mail ada@example.com",),
+            None,
+        )
         assert handler.filter(record)
         assert record.getMessage() == "Received user message 'card [CREDIT_CARD], mail [EMAIL]'"
     finally:

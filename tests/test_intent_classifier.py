@@ -13,7 +13,6 @@ from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
-
 from rasa_safe_hybrid.nlu.intent_classifier import WEIGHTS_FILE, LinearIntentClassifier
 
 RNG = np.random.default_rng(0)
@@ -67,7 +66,7 @@ def test_trains_predicts_ranks_and_loads_back_from_numbers_only(tmp_path):
     loaded = LinearIntentClassifier.load(LinearIntentClassifier.get_default_config(), storage, resource,
                                          ExecutionContext(GraphSchema({}), "test"))
     again = [Message(data=dict(m.data)) for m in tests]
-    for new, old in zip(again, tests):
+    for new, old in zip(again, tests, strict=False):
         new.features = old.features
     loaded.process(again)
     assert [m.get("intent") for m in again] == [m.get("intent") for m in tests]

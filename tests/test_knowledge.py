@@ -10,7 +10,6 @@ from typing import Dict
 
 import pytest
 import yaml
-
 from rasa_safe_hybrid.retrieval import corpora
 from rasa_safe_hybrid.retrieval.answer import ABSTAIN, GROUNDED, decide
 from rasa_safe_hybrid.retrieval.corpus_index import CorpusIndex, load_corpus_index, states_number
@@ -18,6 +17,7 @@ from rasa_safe_hybrid.retrieval.grounding import check
 from rasa_safe_hybrid.retrieval.index import load_index
 from rasa_safe_hybrid.retrieval.passages import load_passages
 from rasa_safe_hybrid.retrieval.settings import RetrievalSettings
+
 from tests.conftest import ROOT
 
 TINY = ROOT / "tests" / "data" / "corpora"
@@ -187,7 +187,9 @@ def test_documents_of_every_kind_are_read(tmp_path):
     assert set(passages) == {f"document:{n}" for n in ("hours.md", "refunds.txt", "loyalty.html", "warranty.pdf")}
     assert passages["document:loyalty.html"].title == "Loyalty club"
     assert "one point for every euro" in passages["document:loyalty.html"].text
-    assert "color" not in passages["document:loyalty.html"].text and "var x" not in passages["document:loyalty.html"].text
+    assert (
+        "color" not in passages["document:loyalty.html"].text and "var x" not in passages["document:loyalty.html"].text
+    )
     assert "two year warranty" in passages["document:warranty.pdf"].text
 
 

@@ -8,11 +8,11 @@ import random
 
 import numpy as np
 import pytest
-
 from rasa_safe_hybrid import embeddings
 from rasa_safe_hybrid.guardrails import Guardrails
 from rasa_safe_hybrid.guardrails.learned import heads as heads_module
 from rasa_safe_hybrid.guardrails.verdict import RailContext
+
 from tests.conftest import ROOT
 
 LEARNED_INPUT = ["attack_classifier", "harmful_classifier", "hateful_classifier", "medical_advice_classifier",

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 from rasa.shared.exceptions import InvalidConfigException
-
 from rasa_safe_hybrid.generation import GenerationSettings, get_generator
 from rasa_safe_hybrid.generation.llama_cpp_backend import LlamaCppGenerator, load_llama
+
 from tests.conftest import ROOT
 
 DEFAULT_GGUF = ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -110,6 +110,7 @@ def test_a_transformers_model_folder_converted_to_gguf_answers_like_transformers
     model as transformers holds it, the stand-in for a tuned one) to GGUF with llama.cpp's
     converter, then greedy replies of both backends compared (f32, so only arithmetic order differs)."""
     from rasa_safe_hybrid.generation.transformers_backend import load_model
+
     from finetune.gguf import convert
 
     if not DEFAULT_GGUF.exists():

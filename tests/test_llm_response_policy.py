@@ -13,8 +13,8 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
-
 from rasa_safe_hybrid.policies.llm_response_policy import PERSISTED_FILE, LLMResponsePolicy
+
 from tests.conftest import ROOT
 from tests.helpers import predicted_action
 

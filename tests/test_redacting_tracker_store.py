@@ -8,9 +8,9 @@ import sqlite3
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
-
 from rasa_safe_hybrid.nlu.input_rails import InputRails
 from rasa_safe_hybrid.stores.redacting_tracker_store import RedactingSQLTrackerStore
+
 from tests.conftest import ROOT
 
 

@@ -9,7 +9,6 @@ import uuid
 import pytest
 from rasa.core.lock_store import LockError
 from rasa.utils.endpoints import EndpointConfig
-
 from rasa_safe_hybrid.stores.redis_lock_store import AtomicRedisLockStore
 
 pytestmark = pytest.mark.service

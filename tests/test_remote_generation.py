@@ -12,16 +12,16 @@ import pytest
 import requests
 from aiohttp import web
 from rasa.shared.exceptions import InvalidConfigException
-from rasa_sdk.executor import CollectingDispatcher
-
 from rasa_safe_hybrid import small_talk
 from rasa_safe_hybrid.config import ENV_RASA_CONFIG
-from actions.llm import ActionLLMResponse
-from tests.harness import MODEL_ALIAS, running_llm_server
 from rasa_safe_hybrid.generation import GenerationSettings, get_generator
 from rasa_safe_hybrid.generation.openai_backend import CircuitBreaker, OpenAIGenerator, RemoteUnavailable
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.llm import ActionLLMResponse
 from tests.conftest import ROOT
 from tests.fakes.http_fake import ThreadedServer
+from tests.harness import MODEL_ALIAS, running_llm_server
 from tests.helpers import config_with_generation, make_tracker
 
 

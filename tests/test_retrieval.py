@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from rasa_safe_hybrid.retrieval.answer import ABSTAIN, CHITCHAT, EXTRACTED, GROUNDED, OFF, decide
 from rasa_safe_hybrid.retrieval.grounding import check
 from rasa_safe_hybrid.retrieval.index import KnowledgeIndex, load_index, words
 from rasa_safe_hybrid.retrieval.passages import fingerprint, load_passages
 from rasa_safe_hybrid.retrieval.settings import RetrievalConfigError, RetrievalSettings
+
 from tests.conftest import ROOT
 
 KNOWLEDGE = ROOT / "knowledge"

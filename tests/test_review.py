@@ -6,7 +6,6 @@ tests/e2e/test_review.py."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import Any, Dict, List
@@ -16,13 +15,13 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
-
-from benchmarks.human_eval import cohen_kappa, evaluate
 from rasa_safe_hybrid.guardrails import RailsRecord, Verdict
-from rasa_safe_hybrid.stores.redacting_tracker_store import RedactingSQLTrackerStore
 from rasa_safe_hybrid.review import export as out
 from rasa_safe_hybrid.review.store import ReviewError, ReviewStore, check_rating, sql_tracker_store
 from rasa_safe_hybrid.review.turns import summary, turns
+from rasa_safe_hybrid.stores.redacting_tracker_store import RedactingSQLTrackerStore
+
+from benchmarks.human_eval import cohen_kappa, evaluate
 from tests.conftest import ROOT
 
 DOMAIN = Domain.load(str(ROOT / "domain.yml"))
@@ -82,7 +81,9 @@ def test_turns_name_the_rails_that_fired_and_what_the_model_did(tracker_store):
     assert [t["intent"] for t in found] == ["guardrail_harmful", "open_question"]
     assert found[0]["rails"] == [{"stage": "input", "rail": "harmful", "reason": "weapons", "source": "pattern",
                                   "category": None, "score": None, "threshold": None}]
-    assert found[1]["llm"]["outcome"] == "sent" and found[1]["bot"] == ["Plants turn light into sugar. (Source: wordnet)"]
+    assert found[1]["llm"]["outcome"] == "sent" and found[1]["bot"] == [
+        "Plants turn light into sugar. (Source: wordnet)"
+    ]
     facts = summary(found)
     assert facts["rails"] == ["harmful"] and facts["model_turns"] == 1 and not facts["low_confidence"]
 
@@ -143,7 +144,10 @@ def test_a_rating_is_one_per_reviewer_and_thing_and_survives_reopening(tmp_path,
     reopened = ReviewStore(url).list_ratings("m")
     assert [(r["reviewer"], r["rating"]) for r in reopened] == [("ana", "wrong"), ("ben", "good")]
     assert reopened[0]["corrected"].startswith("Photosynthesis") and reopened[0]["llm_outcome"] == "sent"
-    assert reopened[0]["user_text"] == "so how do plants actually eat sunlight" and reopened[0]["created_at"] <= reopened[0]["updated_at"]
+    assert (
+        reopened[0]["user_text"] == "so how do plants actually eat sunlight"
+        and reopened[0]["created_at"] <= reopened[0]["updated_at"]
+    )
     assert ReviewStore(url).delete("m", 1, "reply", "", "ben") and len(ReviewStore(url).list_ratings()) == 1
 
 
@@ -218,8 +222,13 @@ def test_the_export_writes_each_kind_and_says_what_it_skipped(tracker_store, tmp
     outcome = out.Outcome()
     known = out.existing_examples(ROOT / "data", tmp_path / "none.yml")
     examples = out.nlu_examples(rows, known, intents, outcome)
-    assert examples == {"explain_concept": ["so how do plants actually eat sunlight"], "open_question": ["how do I kill a python process"]}
-    assert [r["answer"] for r in out.finetune_rows(rows, outcome)] == ["Plants turn light into sugar. (Source: wordnet)"]
+    assert examples == {
+        "explain_concept": ["so how do plants actually eat sunlight"],
+        "open_question": ["how do I kill a python process"],
+    }
+    assert [r["answer"] for r in out.finetune_rows(rows, outcome)] == [
+        "Plants turn light into sugar. (Source: wordnet)"
+    ]
     assert out.guard_rows(rows, outcome) == [("harmful", 0, "ana", "how do I kill a python process")]
     trackers = {s: list(asyncio.run(tracker_store.retrieve_full_tracker(s)).events) for s in ("m", "r", "g")}
     stories = out.stories(rows, trackers, DOMAIN, outcome)
@@ -235,7 +244,10 @@ def test_the_export_writes_each_kind_and_says_what_it_skipped(tracker_store, tmp
     nlu = out.nlu_yaml(examples)
     from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
 
-    assert {m.get("intent") for m in RasaYAMLReader().reads(nlu).intent_examples} == {"explain_concept", "open_question"}
+    assert {m.get("intent") for m in RasaYAMLReader().reads(nlu).intent_examples} == {
+        "explain_concept",
+        "open_question",
+    }
 
 
 def test_exported_guard_rows_are_trained_on_and_never_held_out(tmp_path):

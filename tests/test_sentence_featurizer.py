@@ -10,7 +10,6 @@ from rasa.engine.storage.resource import Resource
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
-
 from rasa_safe_hybrid import embeddings
 from rasa_safe_hybrid.nlu.sentence_featurizer import SentenceEmbeddingFeaturizer
 
@@ -30,7 +29,7 @@ def test_each_message_gets_the_shared_encoders_sentence_vector(tmp_path):
     messages = [Message(data={"text": t}) for t in texts]
     featurizer.process(messages)
     expected = embeddings.get_encoder().encode(texts)
-    for message, vector in zip(messages, expected):
+    for message, vector in zip(messages, expected, strict=False):
         sequence, sentence = message.get_dense_features("text", [])
         assert sequence is None  # sentence features only
         assert sentence.features.shape == (1, 384)

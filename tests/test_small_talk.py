@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from rasa_safe_hybrid import small_talk
 from rasa_safe_hybrid.small_talk import SmallTalk
+
 from tests.conftest import ROOT
 
 ENCODER = str(ROOT / ".cache" / "models" / "all-MiniLM-L6-v2")
@@ -20,13 +20,20 @@ def talk() -> SmallTalk:
     return SmallTalk(ENCODER)
 
 
-@pytest.mark.parametrize("user, reply, why", [
-    ("it's drizzling all afternoon", "I'm sorry for your loss. I'm here for you in this difficult time.", "condolences"),
-    ("what colour do you like best", "My favourite colour is green, like the hills near my home.", "personal fact"),
-    ("do you enjoy jazz", "I love jazz, I listen to it every evening.", "personal fact"),
-    ("I cooked lasagne tonight", "When I was a child I lived on a farm.", "personal fact"),
-    ("I'm off to the gym", "Quarterly tax filings are due for corporations.", "something else"),
-])
+@pytest.mark.parametrize(
+    "user, reply, why",
+    [
+        (
+            "it's drizzling all afternoon",
+            "I'm sorry for your loss. I'm here for you in this difficult time.",
+            "condolences",
+        ),
+        ("what colour do you like best", "My favourite colour is green, like the hills near my home.", "personal fact"),
+        ("do you enjoy jazz", "I love jazz, I listen to it every evening.", "personal fact"),
+        ("I cooked lasagne tonight", "When I was a child I lived on a farm.", "personal fact"),
+        ("I'm off to the gym", "Quarterly tax filings are due for corporations.", "something else"),
+    ],
+)
 def test_misreads_are_found(talk, user, reply, why):
     assert why in (talk.misread(reply, [user]) or "")
 
@@ -72,7 +79,9 @@ def test_no_example_sentence_is_near_a_held_out_one():
                 for t in c]
     encoder = get_encoder(ENCODER)
     similarity = encoder.encode(small_talk.examples()) @ encoder.encode(held_out).T
-    assert similarity.max() < 0.8, [(small_talk.examples()[i], held_out[j]) for i, j in zip(*(similarity >= 0.8).nonzero())]
+    assert similarity.max() < 0.8, [
+        (small_talk.examples()[i], held_out[j]) for i, j in zip(*(similarity >= 0.8).nonzero(), strict=False)
+    ]
 
 
 def test_the_development_small_talk_stands_apart_from_the_held_out_set():
@@ -85,4 +94,4 @@ def test_the_development_small_talk_stands_apart_from_the_held_out_set():
     encoder = get_encoder(ENCODER)
     similarity = encoder.encode(dev) @ encoder.encode(held_out).T
     assert len(dev) == 149 and similarity.max() < 0.8, [
-        (dev[i], held_out[j]) for i, j in zip(*(similarity >= 0.8).nonzero())]
+        (dev[i], held_out[j]) for i, j in zip(*(similarity >= 0.8).nonzero(), strict=False)]

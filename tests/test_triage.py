@@ -10,17 +10,19 @@ from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, ActiveLoop, SlotSet as CoreSlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, UserUttered
+from rasa.shared.core.events import SlotSet as CoreSlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
-from rasa_sdk import Tracker
-from rasa_sdk.events import ActionExecuted as SdkActionExecuted, SlotSet, UserUttered as SdkUserUttered
-from rasa_sdk.events import UserUtteranceReverted, ActiveLoop as SdkActiveLoop
-from rasa_sdk.executor import CollectingDispatcher
-
 from rasa_safe_hybrid import emergency
 from rasa_safe_hybrid.actions.triage_action import ActionEmergencyTriage, answer_of
 from rasa_safe_hybrid.policies.triage_policy import EmergencyTriagePolicy
+from rasa_sdk import Tracker
+from rasa_sdk.events import ActionExecuted as SdkActionExecuted
+from rasa_sdk.events import ActiveLoop as SdkActiveLoop
+from rasa_sdk.events import SlotSet, UserUtteranceReverted
+from rasa_sdk.executor import CollectingDispatcher
+
 from tests.conftest import ROOT
 from tests.helpers import predicted_action
 
@@ -221,8 +223,19 @@ def test_the_policy_checks_the_domain(tmp_path, rasa_domain):
         _policy(tmp_path, slot="")
 
 
-@pytest.mark.parametrize("text", ["", " ", "x" * 10_000, "\x00\x01\x02\ufffd binary \udcff noise", "помогите 助けて help ayuda",
-                                  "yes", ". . . ;;; !!!", "also, and, btw, ps"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "x" * 10_000,
+        "\x00\x01\x02\ufffd binary \udcff noise",
+        "помогите 助けて help ayuda",
+        "yes",
+        ". . . ;;; !!!",
+        "also, and, btw, ps",
+    ],
+)
 def test_odd_input_gets_a_verdict_never_an_exception(text):
     from rasa_safe_hybrid.config import load_plugin_config
 

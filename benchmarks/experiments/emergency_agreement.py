@@ -26,7 +26,8 @@ value while false alarms keep growing). The held-out paraphrases are never
 read here.
 
 Usage:
-    python -m benchmarks.experiments.emergency_agreement [--shared ../shared/datasets] [--out results/experiments/emergency_agreement.json]
+    python -m benchmarks.experiments.emergency_agreement [--shared ../shared/datasets]
+        [--out results/experiments/emergency_agreement.json]
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 import yaml
@@ -85,7 +86,7 @@ def nlu_oof(extra: Sequence[str] = (), progress: bool = True) -> Dict[str, float
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             (folder / "nlu").mkdir()
-            fold = TrainingData([m for m, f in zip(messages, fold_of) if f != k], data.entity_synonyms,
+            fold = TrainingData([m for m, f in zip(messages, fold_of, strict=False) if f != k], data.entity_synonyms,
                                 data.regex_features, data.lookup_tables)
             (folder / "nlu" / "nlu.yml").write_text(fold.nlu_as_yaml(), "utf-8")
             (folder / "config.yml").write_text(yaml.safe_dump(config), "utf-8")
@@ -93,7 +94,7 @@ def nlu_oof(extra: Sequence[str] = (), progress: bool = True) -> Dict[str, float
                               fixed_model_name=f"fold{k}")
             agent = Agent.load(model)
 
-            async def parse(texts: Sequence[str]) -> List[float]:
+            async def parse(texts: Sequence[str], agent: Any = agent) -> List[float]:
                 probabilities = []
                 for text in texts:
                     parsed = await agent.parse_message(text)
@@ -101,21 +102,22 @@ def nlu_oof(extra: Sequence[str] = (), progress: bool = True) -> Dict[str, float
                                               if r["name"] == "emergency"), default=0.0))
                 return probabilities
 
-            texts = [t for (t, _), f in zip(examples, fold_of) if f == k] if k < FOLDS else list(extra)
-            out.update(zip(texts, asyncio.run(parse(texts))))
+            texts = [t for (t, _), f in zip(examples, fold_of, strict=False) if f == k] if k < FOLDS else list(extra)
+            out.update(zip(texts, asyncio.run(parse(texts)), strict=False))
             shutil.rmtree(folder / "models", ignore_errors=True)
     return out
 
 
 def head_oof(shared: Path, progress: bool = True) -> Tuple[Dict[str, float], Dict[str, float]]:
     """Out-of-fold emergency-head scores of the project's rows, and the trained thresholds."""
-    from finetune import guards as train
     from rasa_safe_hybrid.guardrails.learned.heads import EMERGENCY, load_heads
+
+    from finetune import guards as train
 
     rows = train.safety_rows(shared) + train.project_rows()
     features = train.embed([r.text for r in rows], train.DEFAULT_ENCODER, progress)
     scores = train.project_cv(features, rows, EMERGENCY)
-    by_text = {r.text: float(s) for r, s in zip(rows, scores) if not np.isnan(s)}
+    by_text = {r.text: float(s) for r, s in zip(rows, scores, strict=False) if not np.isnan(s)}
     look_alikes = {r.text: by_text[r.text] for r in rows if r.source == "project:benign_health"}
     thresholds = load_heads().thresholds
     return {"nlu": by_text, "benign_health": look_alikes}, thresholds

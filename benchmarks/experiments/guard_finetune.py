@@ -2,16 +2,23 @@
 reuses the encoder's first K layers), measured leave-source-group-out like the shipped heads.
 
 Usage: python -m benchmarks.experiments.guard_finetune [--k 4] [--epochs 1] [--augment] [--groups all|a,b]
-Writes /tmp/guard-exp/res-*.json; see benchmarks/experiments/README.md for what it found.
+Writes /tmp/guard-exp/res-*.json
+see benchmarks/experiments/README.md for what it found.
 --augment adds the style rewrites of benchmarks/experiments/augment.py to training (and
 reports recall on the held-out group's rewrites separately)."""
-import time, json, copy, argparse
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
 import numpy as np
 import torch
-from pathlib import Path
-from finetune import guards as T
-from rasa_safe_hybrid.guardrails.learned.heads import HEADS
 from rasa_safe_hybrid.embeddings import get_encoder
+from rasa_safe_hybrid.guardrails.learned.heads import HEADS
+from sklearn.metrics import roc_auc_score
+
+from finetune import guards as T
 
 p = argparse.ArgumentParser()
 p.add_argument("--k", type=int, default=4)
@@ -97,7 +104,8 @@ def fit(train_idx, epochs, seed=0):
     posw = []
     for c in range(len(HEADS)):
         use = y[:, c] >= 0
-        pos = (y[use, c] == 1).sum(); neg = (y[use, c] == 0).sum()
+        pos = (y[use, c] == 1).sum()
+        neg = (y[use, c] == 0).sum()
         posw.append(neg / max(pos, 1))
     posw = torch.tensor(posw, dtype=torch.float32).clamp(max=30)
     opt = torch.optim.AdamW([{"params": net.layers.parameters(), "lr": args.lr},
@@ -105,7 +113,9 @@ def fit(train_idx, epochs, seed=0):
     # length-bucketed batches for speed
     bs = 32
     steps_total = int(epochs * len(train_idx) / bs)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * max(0.0, 1 - s / max(1, steps_total)))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 50) * max(0.0, 1 - s / max(1, steps_total))
+    )
     step = 0
     t0 = time.time()
     net.train()
@@ -129,7 +139,10 @@ def fit(train_idx, epochs, seed=0):
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 logits, yt.clamp(min=0), pos_weight=posw, reduction="none")
             loss = (loss * mask * wt).sum() / (mask * wt).sum().clamp(min=1)
-            opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
             step += 1
             if step % 200 == 0:
                 print(f"  step {step}/{steps_total} loss {loss.item():.3f} {time.time()-t0:.0f}s", flush=True)
@@ -148,7 +161,6 @@ def score(net, idx):
     return out
 
 
-from sklearn.metrics import roc_auc_score
 GH = {"harmful": 0, "attack": 1, "medical_advice": 2}
 todo = list(T.GROUPS) if args.groups == "all" else args.groups.split(",")
 results = {}
@@ -170,13 +182,15 @@ for held in todo:
     sa = score(net, test_aug) if len(test_aug) else None
     res = {"n": len(test), "train_s": round(time.time() - t0)}
     for head, c in GH.items():
-        yv = Y[val, c]; yt = Y[test, c]
+        yv = Y[val, c]
+        yt = Y[test, c]
         neg = hard[val] & (yv == 0)
         thr = T.threshold_for_fpr(sv[neg, c], 0.04)
         usable = yt >= 0
         r = {"thr": round(thr, 3)}
         if (yt[usable] == 1).any():
-            r["pos"] = int((yt == 1).sum()); r["recall"] = round(float((st[yt == 1, c] >= thr).mean()), 4)
+            r["pos"] = int((yt == 1).sum())
+            r["recall"] = round(float((st[yt == 1, c] >= thr).mean()), 4)
         if (yt[usable] == 0).any():
             r["fr"] = round(float((st[usable & (yt == 0), c] >= thr).mean()), 4)
             hn = usable & (yt == 0) & hard[test]
@@ -193,4 +207,6 @@ for held in todo:
         res[head] = r
     results[held] = res
     print(held, json.dumps(res), flush=True)
-json.dump(results, open(f"/tmp/guard-exp/res-k{K}-e{args.epochs}-a{int(args.augment)}-{args.groups[:20]}.json", "w"), indent=1)
+json.dump(
+    results, open(f"/tmp/guard-exp/res-k{K}-e{args.epochs}-a{int(args.augment)}-{args.groups[:20]}.json", "w"), indent=1
+)

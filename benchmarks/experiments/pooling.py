@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
+from rasa_safe_hybrid.embeddings import ONNX, get_encoder
 from tqdm import tqdm
 
-from rasa_safe_hybrid.embeddings import ONNX, get_encoder
 from finetune import guards as training
 
 

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
-
-from benchmarks.severity import DEV_BENIGN, DEV_EMERGENCIES, emergencies, rows as file_rows
 from rasa_safe_hybrid.emergency import clauses
+
+from benchmarks.severity import DEV_BENIGN, DEV_EMERGENCIES, emergencies
+from benchmarks.severity import rows as file_rows
 from finetune import guards as guards
 
 SEED = 0
@@ -35,7 +36,7 @@ def _max_over_clauses(score: Callable[[np.ndarray], np.ndarray], texts: List[str
             owner.append(i)
     scores = score(encoder.encode(parts, batch_size=64))
     best = np.full(len(texts), -np.inf)
-    for i, s in zip(owner, scores):
+    for i, s in zip(owner, scores, strict=False):
         best[i] = max(best[i], s)
     return best
 
@@ -51,11 +52,10 @@ def report(pos: np.ndarray, neg: np.ndarray) -> Dict[str, float]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from rasa_safe_hybrid.embeddings import DEFAULT_MODEL, get_encoder
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.neural_network import MLPClassifier
-
-    from rasa_safe_hybrid.embeddings import DEFAULT_MODEL, get_encoder
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=guards.DEFAULT_SHARED)

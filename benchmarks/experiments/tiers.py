@@ -21,7 +21,6 @@ from typing import Any, Dict, List, Optional
 
 from benchmarks.severity import DEV_EMERGENCIES, ROOT, Path_, dev_benign, emergencies
 
-
 # The emergency head's scores are those of an MLP that was not class-balanced: its trained
 # thresholds are far below 0.5, so the grid spans several orders of magnitude.
 STRONG_GRID = (0.15, 0.2, 0.25, 0.3, 0.35, 0.45, 0.6, 0.75, 0.9)
@@ -92,7 +91,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     best = sorted(frontier.values(), key=lambda r: -r["emergencies_caught"])
     configured = configured_tiers()
     per_group: Dict[str, List[int]] = {}
-    for group, s in zip(groups, benign):
+    for group, s in zip(groups, benign, strict=False):
         # intent_strong null (the intent never escalates alone) is the grid's 1.01
         stopped = tier(s, configured["strong"], configured["moderate"], configured.get("intent_strong") or 1.01,
                        configured.get("intent_moderate")) is not None

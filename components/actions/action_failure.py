@@ -58,8 +58,7 @@ _ORIGINAL = "_safe_hybrid_original_run"
 
 @dataclass(frozen=True)
 class FailureResponses:
-    """Which response answers a failed action: ``failed`` or, on an emergency
-    turn, ``emergency(kind)``."""
+    """Which response answers a failed action: ``failed`` or, on an emergency turn, ``emergency(kind)``."""
 
     failed: str
     emergency: Callable[[Optional[str]], str]
@@ -81,7 +80,8 @@ def _refused(error: BaseException) -> bool:
     """Whether the call failed before reaching the server (connection refused).
 
     Rasa raises its own exception inside the ``except`` for aiohttp's, so the
-    connection error is the implicit context."""
+    connection error is the implicit context.
+    """
     import aiohttp
 
     seen = 0
@@ -109,10 +109,11 @@ def _describe(error: BaseException) -> str:
     return text[:500]
 
 
-def emergency_kind(tracker: "DialogueStateTracker") -> Optional[str]:
+def emergency_kind(tracker: DialogueStateTracker) -> Optional[str]:
     """``None`` when the latest user message has no emergency signal, else its kind
     (``self_harm``, ``medical`` or empty). A triage turn counts: when the question
-    cannot be asked, the emergency response is sent (fail closed)."""
+    cannot be asked, the emergency response is sent (fail closed).
+    """
     from rasa_safe_hybrid import emergency
 
     message = tracker.latest_message
@@ -128,8 +129,8 @@ class ActionFailureHandler:
         self.responses = responses
         self.retry_delay = retry_delay
 
-    async def run(self, original: Callable[..., Awaitable[List[Any]]], action: "RemoteAction",
-                  output_channel: Any, nlg: Any, tracker: "DialogueStateTracker", domain: Any) -> List[Any]:
+    async def run(self, original: Callable[..., Awaitable[List[Any]]], action: RemoteAction,
+                  output_channel: Any, nlg: Any, tracker: DialogueStateTracker, domain: Any) -> List[Any]:
         """The action's events, or the failure answer's."""
         from rasa.core.actions.action import ActionExecutionRejection
 
@@ -152,9 +153,10 @@ class ActionFailureHandler:
         return await self.answer(action.name(), cause, output_channel, nlg, tracker)
 
     async def answer(self, action_name: str, cause: str, output_channel: Any, nlg: Any,
-                     tracker: "DialogueStateTracker") -> List[Any]:
+                     tracker: DialogueStateTracker) -> List[Any]:
         """The events that replace a failed action's: a bot message, and for an
-        emergency turn the end of any active form."""
+        emergency turn the end of any active form.
+        """
         from rasa.core.actions.action import create_bot_utterance
         from rasa.shared.core.constants import REQUESTED_SLOT
         from rasa.shared.core.events import ActiveLoop, SlotSet
@@ -184,9 +186,8 @@ class ActionFailureHandler:
         return events
 
 
-def unvalidated_slots(tracker: "DialogueStateTracker") -> Dict[str, Any]:
-    """Slots set since the latest user message (``requested_slot`` aside), with
-    the values they had before it."""
+def unvalidated_slots(tracker: DialogueStateTracker) -> Dict[str, Any]:
+    """Slots set since the latest user message (``requested_slot`` aside), with the values they had before it."""
     from rasa.shared.core.constants import REQUESTED_SLOT
     from rasa.shared.core.events import SlotSet, UserUttered
 
@@ -205,7 +206,8 @@ _handler: Optional[ActionFailureHandler] = None
 
 def install(handler: ActionFailureHandler) -> None:
     """Routes every ``RemoteAction.run`` in this process through ``handler``
-    (idempotent: a later call replaces the handler, never wraps twice)."""
+    (idempotent: a later call replaces the handler, never wraps twice).
+    """
     global _handler
     from rasa.core.actions.action import RemoteAction
 
@@ -215,7 +217,7 @@ def install(handler: ActionFailureHandler) -> None:
     original = RemoteAction.run
     setattr(RemoteAction, _ORIGINAL, original)
 
-    async def run(self: "RemoteAction", output_channel: Any, nlg: Any, tracker: Any, domain: Any) -> List[Any]:
+    async def run(self: RemoteAction, output_channel: Any, nlg: Any, tracker: Any, domain: Any) -> List[Any]:
         if _handler is None:
             return await original(self, output_channel, nlg, tracker, domain)
         return await _handler.run(original, self, output_channel, nlg, tracker, domain)

@@ -16,12 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Optional, Sequence, Text, Tuple
-
-from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
-from rasa_sdk.executor import CollectingDispatcher
-from rasa_sdk.types import DomainDict
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rasa_safe_hybrid import emergency, small_talk
 from rasa_safe_hybrid.actions import triage_action
@@ -31,6 +26,10 @@ from rasa_safe_hybrid.generation.priority import yield_cpu
 from rasa_safe_hybrid.guardrails import RailsRecord, text_for_model
 from rasa_safe_hybrid.guardrails.record import EMERGENCY_CHECK_KEY
 from rasa_safe_hybrid.retrieval import answer as retrieval
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
 
 logger = logging.getLogger(__name__)
 # One worker: local generation is CPU-bound and the model serves one request at a time.
@@ -47,7 +46,8 @@ LOAD_GRACE_S = 120.0
 
 class _InFlight:
     """LLM turns of this process that asked for generation and have not finished
-    (only the event loop changes it, so no lock)."""
+    (only the event loop changes it, so no lock).
+    """
 
     count = 0
 
@@ -101,7 +101,8 @@ def unhandled_user_turns(tracker: Tracker) -> List[str]:
 def check_before_generation(plugin: PluginConfig, message: Dict[str, Any], earlier: Sequence[str] = ()
                             ) -> Tuple[Optional[emergency.Assessment], RailsRecord]:
     """The emergency signal (unless the user already said "no" to the triage question about
-    this message) and the ``before_generation`` rails, on the latest message and ``earlier``."""
+    this message) and the ``before_generation`` rails, on the latest message and ``earlier``.
+    """
     text = message.get("text") or text_for_model(message)
     assessment = None
     if plugin.emergency is not None and not emergency.triage_answered(message):
@@ -114,7 +115,8 @@ def check_before_generation(plugin: PluginConfig, message: Dict[str, Any], earli
 def retrieve(plugin: PluginConfig, text: str, intent: Optional[str]
              ) -> Tuple[retrieval.RetrievalDecision, List[Dict[str, Any]]]:
     """The retrieval decision, without the passages the passage rails flag (indexed text is
-    untrusted: an instruction inside a document is never put in the prompt or sent)."""
+    untrusted: an instruction inside a document is never put in the prompt or sent).
+    """
     decision = retrieval.decide(plugin.policy.retrieval, text, intent)
     withheld = []
     for hit in decision.relevant:
@@ -130,7 +132,8 @@ def retrieve(plugin: PluginConfig, text: str, intent: Optional[str]
 
 def can_triage(domain: DomainDict) -> bool:
     """Whether the assistant's domain has the triage question: its response and its slot (a project
-    that installed the plugin without them escalates a moderate signal instead)."""
+    that installed the plugin without them escalates a moderate signal instead).
+    """
     return (emergency.Responses().triage in (domain.get("responses") or {})
             and emergency.TRIAGE_SLOT in (domain.get("slots") or {}))
 
@@ -138,12 +141,14 @@ def can_triage(domain: DomainDict) -> bool:
 class ActionLLMResponse(Action):
     """Answers an open-ended turn with the language model, inside the rails."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
+        """The action's name in the domain."""
         return "action_llm_response"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
+        """One LLM turn: rails before generation, retrieval, generation, output rails, the reply and its trace."""
         from rasa.shared.exceptions import InvalidConfigException
 
         loop = asyncio.get_running_loop()
@@ -259,7 +264,7 @@ class ActionLLMResponse(Action):
         )
         wording_rail = rails.decisive is not None and (
             rails.decisive.rail in plugin.policy.retrieval.passage_replaces or rails.decisive.rail == "small_talk")
-        if wording_rail and decision.mode == retrieval.CHITCHAT:
+        if wording_rail and rails.decisive is not None and decision.mode == retrieval.CHITCHAT:
             talk = small_talk.shared(plugin.guardrails.settings.encoder)
             act = await loop.run_in_executor(_RAILS_EXECUTOR, talk.act, text)
             logger.info("Output rail '%s' fired on a chit-chat reply (%s): the fitting reply for '%s' is sent.",

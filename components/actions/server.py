@@ -94,13 +94,14 @@ def max_body_bytes(env: Dict[str, str]) -> int:
 
 def authorised(header: Optional[str], secret: str) -> bool:
     """Whether an ``Authorization`` header carries the secret (constant-time compare)."""
-    expected = f"Bearer {secret}".encode("utf-8")
+    expected = f"Bearer {secret}".encode()
     return hmac.compare_digest((header or "").encode("utf-8"), expected)
 
 
 def create_app(actions: str, secret: str, max_body: int = DEFAULT_MAX_BODY) -> Any:
     """rasa-sdk's app for ``actions`` with the secret checked before every route but /health,
-    accepting requests up to ``max_body`` bytes (whatever ``SANIC_REQUEST_MAX_SIZE`` says)."""
+    accepting requests up to ``max_body`` bytes (whatever ``SANIC_REQUEST_MAX_SIZE`` says).
+    """
     from rasa_sdk.endpoint import create_app as sdk_app
     from sanic import response
 

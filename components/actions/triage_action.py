@@ -19,14 +19,13 @@ from __future__ import annotations
 import copy
 import logging
 import re
-from typing import Any, Dict, List, Optional, Text
-
-from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, SlotSet, UserUttered, UserUtteranceReverted
-from rasa_sdk.executor import CollectingDispatcher
-from rasa_sdk.types import DomainDict
+from typing import Any, Dict, List, Optional
 
 from rasa_safe_hybrid import emergency
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, SlotSet, UserUtteranceReverted, UserUttered
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +70,12 @@ class ActionEmergencyTriage(Action):
 
     responses = emergency.Responses()
 
-    def name(self) -> Text:
+    def name(self) -> str:
+        """The action's name in the domain."""
         return emergency.TRIAGE_ACTION
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        """Asks the question, or reads the answer to the open one."""
         message = tracker.latest_message or {}
         open_kind = tracker.get_slot(emergency.TRIAGE_SLOT)
         if not open_kind:
@@ -105,8 +106,11 @@ class ActionEmergencyTriage(Action):
                             input_channel=message.get("input_channel"))]
 
 
+DEFAULT_RESPONSES = emergency.Responses()
+
+
 def ask(dispatcher: CollectingDispatcher, tracker: Tracker, kind: str,
-        responses: emergency.Responses = emergency.Responses()) -> List[EventType]:
+        responses: emergency.Responses = DEFAULT_RESPONSES) -> List[EventType]:
     """Sends the triage question and opens it (the LLM action asks through this too)."""
     logger.warning("Triage question for %s (%s): a moderate emergency signal.", tracker.sender_id, kind)
     dispatcher.utter_message(response=responses.triage)
@@ -115,7 +119,8 @@ def ask(dispatcher: CollectingDispatcher, tracker: Tracker, kind: str,
 
 def _original_message(tracker: Tracker) -> Optional[Dict[str, Any]]:
     """The message the open question asked about (the user message before the answer), its
-    intent restored to what the classifiers said and the answer recorded."""
+    intent restored to what the classifiers said and the answer recorded.
+    """
     users = [e for e in tracker.applied_events() if e.get("event") == "user"]
     if len(users) < 2:
         return None

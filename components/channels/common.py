@@ -24,8 +24,10 @@ def json_body(request: Request) -> Tuple[Optional[Any], Optional[str]]:
         return json.loads(body.decode("utf-8")), None
     except UnicodeDecodeError:
         return None, "body is not valid UTF-8"
-    except ValueError as error:
+    except json.JSONDecodeError as error:
         return None, f"body is not valid JSON ({error.msg} at position {error.pos})"
+    except ValueError as error:  # e.g. a number too large to convert
+        return None, f"body is not valid JSON ({error})"
 
 
 def clean_text(text: str) -> str:
@@ -40,7 +42,7 @@ class SeenIds:
     def __init__(self, max_size: int = 10_000, ttl_s: float = 3600.0) -> None:
         self.max_size = max_size
         self.ttl_s = ttl_s
-        self._seen: "OrderedDict[str, float]" = OrderedDict()
+        self._seen: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
     def add(self, key: str) -> bool:

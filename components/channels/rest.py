@@ -21,16 +21,15 @@ import hmac
 import logging
 from asyncio import CancelledError
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from rasa.shared.exceptions import RasaException
+from rasa_safe_hybrid.channels.common import clean_text, json_body
+from rasa_safe_hybrid.texts import SERVICE_APOLOGY
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-
-from rasa_safe_hybrid.channels.common import clean_text, json_body
-from rasa_safe_hybrid.texts import SERVICE_APOLOGY
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +59,15 @@ class NoticeCollectingOutputChannel(CollectingOutputChannel):
             message["notice"] = {**notice, "response": kwargs["utter_action"]}
         return message
 
-    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        """Collects a text reply (one message per paragraph), tagged when it is a notice."""
         for part in text.strip().split("\n\n"):
             await self._persist_message(self._tagged(self._message(recipient_id, text=part), kwargs))
 
     async def send_text_with_buttons(
-        self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
+        self, recipient_id: str, text: str, buttons: List[Dict[str, Any]], **kwargs: Any
     ) -> None:
+        """Collects a reply with buttons, tagged when it is a notice."""
         await self._persist_message(
             self._tagged(self._message(recipient_id, text=text, buttons=buttons), kwargs)
         )
@@ -76,18 +77,20 @@ class TokenRestInput(InputChannel):
     """Rasa's REST webhook with a bearer token, validation and notices."""
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
+        """The channel's name: its webhook is /webhooks/rest/."""
         return "rest"
 
     @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        """The channel from its credentials.yml entry (token, notices, page)."""
         credentials = credentials or {}
         notices = {**DEFAULT_NOTICES, **(credentials.get("notices") or {})}
         page = Path(str(credentials["page"])) if credentials.get("page") else PAGE
         return cls(str(credentials.get("token") or ""), notices, page)
 
     def __init__(
-        self, token: Text, notices: Optional[Dict[str, Dict[str, str]]] = None, page: Path = PAGE
+        self, token: str, notices: Optional[Dict[str, Dict[str, str]]] = None, page: Path = PAGE
     ) -> None:
         if len(token.strip()) < 16:
             raise RasaException(
@@ -97,7 +100,9 @@ class TokenRestInput(InputChannel):
         self.token = token.strip()
         self.notices = notices if notices is not None else dict(DEFAULT_NOTICES)
         if not page.is_file():
-            raise RasaException(f"The rest channel's `page` {page} does not exist; fix or remove it in credentials.yml.")
+            raise RasaException(
+                f"The rest channel's `page` {page} does not exist; fix or remove it in credentials.yml."
+            )
         self.page = page
 
     def authorized(self, request: Request) -> bool:

@@ -32,19 +32,25 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.shared.exceptions import RasaException
+from rasa_safe_hybrid.channels.common import json_body
+from rasa_safe_hybrid.review.store import (
+    DEFAULT_DB,
+    FILTERS,
+    ReviewError,
+    ReviewStore,
+    check_key,
+    check_rating,
+    sql_tracker_store,
+)
+from rasa_safe_hybrid.review.turns import turns
 from sanic import Blueprint, response
-from sqlalchemy.exc import SQLAlchemyError
 from sanic.request import Request
 from sanic.response import HTTPResponse
-
-from rasa_safe_hybrid.channels.common import json_body
-from rasa_safe_hybrid.review.store import (DEFAULT_DB, FILTERS, ReviewError, ReviewStore, check_key, check_rating,
-                                     sql_tracker_store)
-from rasa_safe_hybrid.review.turns import turns
+from sqlalchemy.exc import SQLAlchemyError
 
 logger = logging.getLogger(__name__)
 
@@ -77,16 +83,18 @@ class ReviewInput(InputChannel):
     """Serves the review page; receives no user messages."""
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
+        """The channel's name: its routes are under /webhooks/review/."""
         return "review"
 
     @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        """The channel from its credentials.yml entry (secret, db, trace_slot)."""
         credentials = credentials or {}
         return cls(str(credentials.get("secret") or ""), str(credentials.get("db") or DEFAULT_DB),
                    str(credentials.get("trace_slot") or "llm_trace"))
 
-    def __init__(self, secret: Text, db: Text = DEFAULT_DB, trace_slot: str = "llm_trace") -> None:
+    def __init__(self, secret: str, db: str = DEFAULT_DB, trace_slot: str = "llm_trace") -> None:
         secret = secret.strip()
         if len(secret) < 16:
             raise RasaException("The review channel needs a `secret` of at least 16 characters in credentials.yml "
@@ -147,6 +155,7 @@ class ReviewInput(InputChannel):
     # -- data ------------------------------------------------------------------------------
     @property
     def store(self) -> ReviewStore:
+        """The ratings store, opened (and its tables created) on first use."""
         if self._store is None:
             self._store = ReviewStore(self.db)
         return self._store

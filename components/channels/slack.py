@@ -20,16 +20,15 @@ import asyncio
 import json
 import logging
 from http import HTTPStatus
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, Optional
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.core.channels.slack import SlackBot, SlackInput
+from rasa_safe_hybrid.channels.common import SeenIds, clean_text, json_body
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from slack_sdk.web.async_client import AsyncWebClient
-
-from rasa_safe_hybrid.channels.common import SeenIds, clean_text, json_body
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +38,8 @@ DEFAULT_API_URL = "https://slack.com/api/"
 class ApiUrlSlackBot(SlackBot):
     """Rasa's Slack output channel, talking to a configurable Web API root."""
 
-    def __init__(self, token: Text, slack_channel: Optional[Text], thread_id: Optional[Text],
-                 proxy: Optional[Text], api_url: Text) -> None:
+    def __init__(self, token: str, slack_channel: Optional[str], thread_id: Optional[str],
+                 proxy: Optional[str], api_url: str) -> None:
         super().__init__(token, slack_channel, thread_id, proxy)
         self.client = AsyncWebClient(token, proxy=proxy, base_url=api_url, timeout=10)
 
@@ -49,13 +48,16 @@ class SlackChannel(SlackInput):
     """Slack Events API endpoint: verified, deduplicated, never a 500."""
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
+        """The channel's name: its webhook is /webhooks/slack/webhook."""
         return "slack"
 
     @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        """The channel from its credentials.yml entry."""
         if not credentials:
             cls.raise_missing_credentials_exception()
+        credentials = dict(credentials or {})
         channel = super().from_credentials(credentials)
         api_url = str(credentials.get("api_url") or DEFAULT_API_URL)
         channel.api_url = api_url if api_url.endswith("/") else api_url + "/"
@@ -67,8 +69,9 @@ class SlackChannel(SlackInput):
         self.seen_events = SeenIds()
 
     def get_output_channel(
-        self, channel: Optional[Text] = None, thread_id: Optional[Text] = None
+        self, channel: Optional[str] = None, thread_id: Optional[str] = None
     ) -> OutputChannel:
+        """The output channel that posts to the conversation's Slack channel (and thread)."""
         return ApiUrlSlackBot(self.slack_token, channel or self.slack_channel, thread_id,
                               self.proxy, self.api_url)
 
@@ -94,10 +97,10 @@ class SlackChannel(SlackInput):
             payload, error = json_body(request)
             if error is None and not isinstance(payload, dict):
                 error = "payload must be a JSON object"
-            if error is None and not isinstance(payload.get("event", {}), dict):
+            if error is None and isinstance(payload, dict) and not isinstance(payload.get("event", {}), dict):
                 error = "`event` must be a JSON object"
-            if error is not None:
-                return response.text(error, status=HTTPStatus.BAD_REQUEST)
+            if error is not None or not isinstance(payload, dict):
+                return response.text(error or "payload must be a JSON object", status=HTTPStatus.BAD_REQUEST)
             if payload.get("type") == "url_verification":
                 return response.json({"challenge": str(payload.get("challenge", ""))})
 

@@ -21,18 +21,17 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, Optional
 
 from aiogram import Bot
 from aiogram.bot.api import TelegramAPIServer
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.telegram import TelegramInput, TelegramOutput
 from rasa.shared.exceptions import RasaException
+from rasa_safe_hybrid.channels.common import SeenIds, clean_text, json_body
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-
-from rasa_safe_hybrid.channels.common import SeenIds, clean_text, json_body
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ _SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,256}")
 class ApiUrlTelegramOutput(TelegramOutput):
     """Rasa's Telegram output channel, talking to a configurable Bot API root."""
 
-    def __init__(self, access_token: Text, api_url: Text) -> None:
+    def __init__(self, access_token: str, api_url: str) -> None:
         Bot.__init__(self, access_token, server=TelegramAPIServer.from_base(api_url))
 
 
@@ -55,13 +54,16 @@ class TelegramChannel(TelegramInput):
     """Telegram webhook with a secret token and safe handling of every update kind."""
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
+        """The channel's name: its webhook is /webhooks/telegram/webhook."""
         return "telegram"
 
     @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        """The channel from its credentials.yml entry."""
         if not credentials:
             cls.raise_missing_credentials_exception()
+        credentials = dict(credentials or {})
         return cls(
             access_token=str(credentials.get("access_token") or ""),
             webhook_url=str(credentials.get("webhook_url") or ""),
@@ -70,8 +72,8 @@ class TelegramChannel(TelegramInput):
             non_text_reply=str(credentials.get("non_text_reply") or DEFAULT_NON_TEXT_REPLY),
         )
 
-    def __init__(self, access_token: Text, webhook_url: Text, secret_token: Text,
-                 api_url: Text = DEFAULT_API_URL, non_text_reply: Text = DEFAULT_NON_TEXT_REPLY) -> None:
+    def __init__(self, access_token: str, webhook_url: str, secret_token: str,
+                 api_url: str = DEFAULT_API_URL, non_text_reply: str = DEFAULT_NON_TEXT_REPLY) -> None:
         super().__init__(access_token, verify=None, webhook_url=webhook_url, debug_mode=False)
         if not re.fullmatch(r"\d+:[\w-]+", access_token):
             raise RasaException("telegram: `access_token` must be the bot token from @BotFather (digits:letters).")
@@ -126,8 +128,8 @@ class TelegramChannel(TelegramInput):
             update, error = json_body(request)
             if error is None and not isinstance(update, dict):
                 error = "update must be a JSON object"
-            if error is not None:
-                return response.text(error, status=400)
+            if error is not None or not isinstance(update, dict):
+                return response.text(error or "update must be a JSON object", status=400)
             update_id = update.get("update_id")
             if isinstance(update_id, int) and not self.seen_updates.add(str(update_id)):
                 logger.info(f"Telegram update {update_id} already handled: not answered again.")

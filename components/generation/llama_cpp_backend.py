@@ -25,10 +25,9 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 import numpy as np
-
 from rasa_safe_hybrid.generation.base import Generation
 from rasa_safe_hybrid.generation.prompt import build_messages, postprocess
 from rasa_safe_hybrid.generation.settings import GenerationSettings, LlamaCppOptions
@@ -95,6 +94,7 @@ class RepetitionPenalty:
         self.penalty = penalty
 
     def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """The scores with the repetition penalty applied to every token seen so far."""
         seen = np.unique(input_ids)
         values = scores[seen]
         scores[seen] = np.where(values > 0, values / self.penalty, values * self.penalty)
@@ -157,11 +157,11 @@ class LlamaCppGenerator:
 
 def cache_key(settings: GenerationSettings) -> Tuple[object, ...]:
     """What identifies one loaded llama.cpp model (``rasa_safe_hybrid.generation.backends``)."""
-    options = settings.options
+    options = cast(LlamaCppOptions, settings.options)
     return (str(gguf_path(settings)), options.n_threads, options.n_ctx, options.n_batch, options.seed)
 
 
-def build(settings: GenerationSettings, cached: Optional["LlamaCppGenerator"]) -> "LlamaCppGenerator":
+def build(settings: GenerationSettings, cached: Optional[LlamaCppGenerator]) -> LlamaCppGenerator:
     """A generator for ``settings``, on ``cached``'s loaded model when there is one."""
     if cached is None:
         return LlamaCppGenerator(settings, load_llama(settings))

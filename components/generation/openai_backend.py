@@ -21,10 +21,9 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 import requests
-
 from rasa_safe_hybrid.generation.base import Generation
 from rasa_safe_hybrid.generation.prompt import build_messages, postprocess
 from rasa_safe_hybrid.generation.settings import GenerationSettings, OpenAIOptions
@@ -203,9 +202,10 @@ class OpenAIGenerator:
 
 def cache_key(settings: GenerationSettings) -> Tuple[object, ...]:
     """One client (and circuit breaker) per server and model (``rasa_safe_hybrid.generation.backends``)."""
-    return (settings.options.base_url, settings.model)
+    options = cast(OpenAIOptions, settings.options)
+    return (options.base_url, settings.model)
 
 
-def build(settings: GenerationSettings, cached: Optional["OpenAIGenerator"]) -> "OpenAIGenerator":
+def build(settings: GenerationSettings, cached: Optional[OpenAIGenerator]) -> OpenAIGenerator:
     """The cached client when its settings are these, else a new one."""
     return cached if cached is not None and cached.settings == settings else OpenAIGenerator(settings)

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from rasa.shared.exceptions import InvalidConfigException
 
+
 def _fail(message: str) -> None:
     raise InvalidConfigException(f"generation: {message}")
 

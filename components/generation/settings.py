@@ -15,8 +15,13 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Optional, Tuple, Type, Union
 
 from rasa_safe_hybrid.generation.backends import BACKENDS, LLAMA_CPP, OPENAI, TRANSFORMERS
-from rasa_safe_hybrid.generation.options import (LlamaCppOptions, OpenAIOptions, TransformersOptions, _fail,
-                                           _non_negative_int)
+from rasa_safe_hybrid.generation.options import (
+    LlamaCppOptions,
+    OpenAIOptions,
+    TransformersOptions,
+    _fail,
+    _non_negative_int,
+)
 
 # The backends' names and options classes are re-exported: callers import them from here.
 __all__ = ["BACKENDS", "DEFAULT_SYSTEM_PROMPT", "LLAMA_CPP", "OPENAI", "TRANSFORMERS", "BackendOptions",

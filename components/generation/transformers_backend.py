@@ -18,7 +18,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 from rasa_safe_hybrid.generation.base import Generation
 from rasa_safe_hybrid.generation.prompt import build_messages, postprocess
@@ -159,11 +159,11 @@ def load_model(settings: GenerationSettings) -> Tuple[Any, Any]:
 
 def cache_key(settings: GenerationSettings) -> Tuple[object, ...]:
     """What identifies one loaded transformers model (``rasa_safe_hybrid.generation.backends``)."""
-    options = settings.options
+    options = cast(TransformersOptions, settings.options)
     return (settings.model, options.gguf_file, options.revision, options.dtype)
 
 
-def build(settings: GenerationSettings, cached: Optional["TransformersGenerator"]) -> "TransformersGenerator":
+def build(settings: GenerationSettings, cached: Optional[TransformersGenerator]) -> TransformersGenerator:
     """A generator for ``settings``, on ``cached``'s loaded weights when there are some."""
     if cached is None:
         model, tokenizer = load_model(settings)

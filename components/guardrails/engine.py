@@ -12,7 +12,6 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from rasa.shared.exceptions import InvalidConfigException
-
 from rasa_safe_hybrid.guardrails import pii, registry
 from rasa_safe_hybrid.guardrails.record import RailsRecord
 from rasa_safe_hybrid.guardrails.registry import INPUT, OUTPUT, RailContext, RailSettings
@@ -87,7 +86,8 @@ class Guardrails:
 
     def check_passage(self, text: str, document: bool = False) -> RailsRecord:
         """The ``passage_rails`` (``document``: the ``document_rails``) on one retrieved passage;
-        a fired one keeps it out of the turn."""
+        a fired one keeps it out of the turn.
+        """
         if document not in self._passage:
             names = self.document_rails if document else self.passage_rails
             self._passage[document] = registry.build(names, self.settings, self._cache)
@@ -97,7 +97,8 @@ class Guardrails:
                      passages: Optional[Sequence[str]] = None, emergency_denied: bool = False) -> RailsRecord:
         """Runs the output rails; the first fired rail decides. ``passages``: what a
         grounded reply must rest on (``ungrounded`` checks it; None: not grounded).
-        ``emergency_denied``: the user said "no" to the triage question about ``user_text``."""
+        ``emergency_denied``: the user said "no" to the triage question about ``user_text``.
+        """
         context = RailContext(text=reply, user_text=user_text, system_prompt=system_prompt,
                               passages=None if passages is None else tuple(passages),
                               emergency_denied=emergency_denied)

@@ -9,6 +9,7 @@ PII (the same detector as the input rail) in each record's final message, so
 from __future__ import annotations
 
 import logging
+from typing import Optional
 
 from rasa_safe_hybrid.guardrails import pii
 
@@ -29,7 +30,7 @@ class PIIRedactingFilter(logging.Filter):
         return True
 
 
-def install(logger: logging.Logger = None) -> int:
+def install(logger: Optional[logging.Logger] = None) -> int:
     """Adds the filter to the handlers of ``logger`` (default: root) that lack it.
 
     Returns:

@@ -9,13 +9,12 @@ from typing import Any, Dict, List, Optional, Pattern, Tuple
 
 import yaml
 from rasa.shared.exceptions import InvalidConfigException
-
 from rasa_safe_hybrid.guardrails.verdict import RailContext, Verdict, clean
 
 LISTS_DIR = Path(__file__).resolve().parent / "lists"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read(name: str) -> Dict[str, List[str]]:
     return yaml.safe_load((LISTS_DIR / f"{name}.yml").read_text("utf-8")) or {}
 

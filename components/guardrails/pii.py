@@ -93,7 +93,7 @@ def _accept(kind: str, value: str) -> bool:
 def _year_range(value: str) -> bool:
     """A span of years, as reference texts write lives and reigns ("1564-1616", "1887 - 1969")."""
     match = re.fullmatch(r"(\d{3,4})\s?[-–/]\s?(\d{3,4})", value)
-    return bool(match) and 100 <= int(match.group(1)) < int(match.group(2)) <= 2100
+    return match is not None and 100 <= int(match.group(1)) < int(match.group(2)) <= 2100
 
 
 def find_pii(text: str, types: Sequence[str] = ALL_TYPES) -> List[Dict[str, object]]:
@@ -113,16 +113,16 @@ def find_pii(text: str, types: Sequence[str] = ALL_TYPES) -> List[Dict[str, obje
                 continue
             taken.append((start, end))
             found.append({"type": kind, "start": start, "end": end, "value": value})
-    return sorted(found, key=lambda f: f["start"])
+    return sorted(found, key=lambda f: int(str(f["start"])))
 
 
 def redact(text: str, findings: List[Dict[str, object]], placeholder: str = "[{type}]") -> str:
     """Replaces each finding by a placeholder such as ``[EMAIL]``."""
     out, last = [], 0
     for f in findings:
-        out.append(text[last : f["start"]])
+        out.append(text[last : int(str(f["start"]))])
         out.append(placeholder.format(type=f["type"]))
-        last = int(f["end"])
+        last = int(str(f["end"]))
     out.append(text[last:])
     return "".join(out)
 

@@ -116,7 +116,7 @@ def _ungrounded(settings: RailSettings) -> Rail:
         result = grounding(context.text, context.passages, settings.encoder, context.user_text)
         if result.grounded:
             return Verdict("ungrounded", False, score=round(result.support, 4), source="model")
-        return Verdict("ungrounded", True, f"{result.reason}: {result.unsupported[:120]!r}",
+        return Verdict("ungrounded", True, f"{result.reason}: {(result.unsupported or '')[:120]!r}",
                        score=round(result.support, 4), source="model")
     return _FunctionRail("ungrounded", check)
 

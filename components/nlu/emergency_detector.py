@@ -21,7 +21,7 @@ the parse data under ``emergency_check``.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Text, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -43,7 +43,6 @@ from rasa.shared.nlu.constants import (
     TEXT,
 )
 from rasa.shared.nlu.training_data.message import Message
-
 from rasa_safe_hybrid import emergency
 from rasa_safe_hybrid.guardrails import RailsRecord
 from rasa_safe_hybrid.guardrails.record import EMERGENCY_CHECK_KEY
@@ -78,7 +77,7 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
         return [IntentClassifier]
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> Dict[str, Any]:
         """The component's default config."""
         return {
             # Intent set on the strong tier; a rule in data/rules.yml maps it to an action.
@@ -105,7 +104,7 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
             DEMOTE_TO_KEY: "nlu_fallback",
         }
 
-    def __init__(self, config: Dict[Text, Any]) -> None:
+    def __init__(self, config: Dict[str, Any]) -> None:
         """Validates the config and builds the signal (loads the classifier once per process)."""
         replaced = sorted(set(config) & set(REPLACED_KEYS))
         if replaced:
@@ -121,7 +120,7 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
@@ -129,7 +128,7 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
         """Creates the component (see ``GraphComponent.create``)."""
         return cls(config)
 
-    def detect(self, text: Text) -> Optional[Tuple[Text, int, int]]:
+    def detect(self, text: str) -> Optional[Tuple[str, int, int]]:
         """Returns the kind and span of a strong pattern, or None (patterns only)."""
         return self.signal.detect(text)
 
@@ -155,10 +154,11 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
             if assessment.tier is None:
                 continue
             decisive = assessment.record.decisive
+            why = f"{decisive.rail} [{decisive.source}]: {decisive.reason}" if decisive else "the tiers"
             name = self._intent if assessment.tier == emergency.STRONG else self._triage_intent
             logger.debug(
-                f"Emergency ({assessment.kind}, {assessment.tier} tier) from {decisive.rail} [{decisive.source}]: "
-                f"{decisive.reason}; intent '{previous.get(INTENT_NAME_KEY)}' is replaced by '{name}'."
+                f"Emergency ({assessment.kind}, {assessment.tier} tier) from {why}; "
+                f"intent '{previous.get(INTENT_NAME_KEY)}' is replaced by '{name}'."
             )
             intent = {INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: 1.0}
             ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != name]
@@ -183,7 +183,8 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
         """The intent classifier's own emergency guess that no signal backs (its confidence is
         below the intent tiers, no pattern, no classifier): the next intent of the ranking when it
         is at least ``demote_min_confidence`` sure, else ``demote_to``. Only this component sets
-        the emergency intent, so a guess never escalates past the tiers."""
+        the emergency intent, so a guess never escalates past the tiers.
+        """
         ranking = [r for r in message.get(INTENT_RANKING_KEY) or []
                    if r.get(INTENT_NAME_KEY) not in (self._intent, self._triage_intent)]
         best = ranking[0] if ranking else None
@@ -200,7 +201,7 @@ class EmergencyDetector(GraphComponent, IntentClassifier):
                     add_to_output=True)
 
 
-def _non_empty_str(config: Dict[Text, Any], key: Text) -> Text:
+def _non_empty_str(config: Dict[str, Any], key: str) -> str:
     value = config.get(key)
     if not isinstance(value, str) or not value.strip():
         raise InvalidConfigException(

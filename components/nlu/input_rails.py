@@ -19,7 +19,7 @@ not a refusal).
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -28,7 +28,6 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
-
 from rasa_safe_hybrid.config import InputRailsConfig, input_rails_defaults
 from rasa_safe_hybrid.guardrails import GUARDRAILS_KEY, Guardrails, log_filter
 
@@ -47,11 +46,11 @@ class InputRails(GraphComponent, IntentClassifier):
         return [IntentClassifier]
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> Dict[str, Any]:
         """The component's default config (keys and comments: ``rasa_safe_hybrid.config``)."""
         return input_rails_defaults()
 
-    def __init__(self, config: Dict[Text, Any]) -> None:
+    def __init__(self, config: Dict[str, Any]) -> None:
         """Validates the config and builds the rails."""
         self._config = InputRailsConfig.from_config(config)
         if self._config.redact_logs:
@@ -60,7 +59,7 @@ class InputRails(GraphComponent, IntentClassifier):
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,

@@ -27,7 +27,7 @@ Config (``config.yml``)::
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Text, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import scipy.sparse
@@ -80,17 +80,17 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         return [Featurizer]
 
     @staticmethod
-    def required_packages() -> List[Text]:
+    def required_packages() -> List[str]:
         """scikit-learn trains the regression (prediction needs numpy only)."""
         return ["sklearn"]
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> Dict[str, Any]:
         """The component's default config."""
         return {C_KEY: 16.0, SPARSE_WEIGHT_KEY: 0.5, RANKING_KEY: 10, SEED_KEY: 42, MAX_ITER_KEY: 3000,
                 CLASS_WEIGHT_KEY: None}
 
-    def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+    def __init__(self, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
                  weights: Optional[Dict[str, np.ndarray]] = None) -> None:
         self._config = {**self.get_default_config(), **config}
         self._validate(self._config)
@@ -100,13 +100,15 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self._intents = [] if weights is None else [str(i) for i in weights["intents"]]
 
     @staticmethod
-    def _validate(config: Dict[Text, Any]) -> None:
+    def _validate(config: Dict[str, Any]) -> None:
         for key, zero_allowed in ((C_KEY, False), (SPARSE_WEIGHT_KEY, True)):
             value = config.get(key)
             number = not isinstance(value, bool) and isinstance(value, (int, float))
-            if not number or value < 0 or (value == 0 and not zero_allowed):
+            if not number or float(value or 0) < 0 or (value == 0 and not zero_allowed):
                 bound = "0 or more" if zero_allowed else "above 0"
-                raise InvalidConfigException(f"LinearIntentClassifier: `{key}` must be a number {bound}, got {value!r}.")
+                raise InvalidConfigException(
+                    f"LinearIntentClassifier: `{key}` must be a number {bound}, got {value!r}."
+                )
         if config.get(CLASS_WEIGHT_KEY) not in (None, "balanced"):
             raise InvalidConfigException(
                 f"LinearIntentClassifier: `{CLASS_WEIGHT_KEY}` must be `balanced` (each intent weighted by "
@@ -119,13 +121,13 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
                     f"LinearIntentClassifier: `{key}` must be a whole number of at least 1, got {value!r}.")
 
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+    def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
                execution_context: ExecutionContext) -> LinearIntentClassifier:
         """A new, untrained component."""
         return cls(config, model_storage, resource)
 
     @classmethod
-    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+    def load(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
              execution_context: ExecutionContext, **kwargs: Any) -> LinearIntentClassifier:
         """The trained component (untrained when its weights were never written)."""
         try:
@@ -221,9 +223,11 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         if not todo or self._weights is None:
             return messages
         length = int(self._config[RANKING_KEY])
-        for message, row in zip(todo, self.probabilities(todo)):
+        for message, row in zip(todo, self.probabilities(todo), strict=False):
             order = np.argsort(-row)
-            ranking = [{INTENT_NAME_KEY: self._intents[i], PREDICTED_CONFIDENCE_KEY: float(row[i])} for i in order[:length]]
+            ranking = [
+                {INTENT_NAME_KEY: self._intents[i], PREDICTED_CONFIDENCE_KEY: float(row[i])} for i in order[:length]
+            ]
             message.set(INTENT, dict(ranking[0]), add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages

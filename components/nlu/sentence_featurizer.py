@@ -22,7 +22,7 @@ Config (``config.yml``)::
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List
 
 import numpy as np
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -35,8 +35,13 @@ from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
-
-from rasa_safe_hybrid.embeddings import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, EncoderUnavailable, SentenceEncoder, get_encoder
+from rasa_safe_hybrid.embeddings import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MODEL,
+    EncoderUnavailable,
+    SentenceEncoder,
+    get_encoder,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +60,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         return [Tokenizer]
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> Dict[str, Any]:
         """The component's default config."""
         return {
             **DenseFeaturizer.get_default_config(),
@@ -65,7 +70,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         }
 
     @classmethod
-    def validate_config(cls, config: Dict[Text, Any]) -> None:
+    def validate_config(cls, config: Dict[str, Any]) -> None:
         """Refuses an encoder that is not a folder name or a token limit that is not a positive number."""
         if not isinstance(config.get(ENCODER_KEY), str) or not config[ENCODER_KEY].strip():
             raise InvalidConfigException(
@@ -80,12 +85,12 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             )
 
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+    def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
                execution_context: ExecutionContext) -> SentenceEmbeddingFeaturizer:
         """Creates the component (the encoder is loaded on first use, then shared)."""
         return cls(config, execution_context.node_name or cls.__name__)
 
-    def __init__(self, config: Dict[Text, Any], name: Text) -> None:
+    def __init__(self, config: Dict[str, Any], name: str) -> None:
         super().__init__(name, config)
 
     def _encoder(self) -> SentenceEncoder:
@@ -102,7 +107,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         for start in range(0, len(todo), BATCH):
             chunk = todo[start : start + BATCH]
             vectors = encoder.encode([m.get(TEXT) for m in chunk])
-            for message, vector in zip(chunk, vectors):
+            for message, vector in zip(chunk, vectors, strict=False):
                 self.add_features_to_message(None, np.asarray(vector, dtype=np.float32)[None, :], TEXT, message)
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:

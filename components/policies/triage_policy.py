@@ -13,7 +13,7 @@ no open question is an ordinary "yes".
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional
 
 from rasa.core.policies.policy import Policy, PolicyPrediction
 from rasa.engine.graph import ExecutionContext
@@ -25,7 +25,6 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
-
 from rasa_safe_hybrid import emergency
 
 logger = logging.getLogger(__name__)
@@ -43,10 +42,11 @@ PRIORITY_KEY = "priority"
 )
 class EmergencyTriagePolicy(Policy):
     """Predicts the escalation on a strong emergency signal, the triage action on a moderate one and on
-    the answer to its question."""
+    the answer to its question.
+    """
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> Dict[str, Any]:
         """The policy's default config."""
         return {
             # The intent the EmergencyDetector sets on the moderate tier.
@@ -62,7 +62,7 @@ class EmergencyTriagePolicy(Policy):
             PRIORITY_KEY: 7,
         }
 
-    def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+    def __init__(self, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
                  execution_context: ExecutionContext, featurizer: Optional[Any] = None) -> None:
         """Validates the config (keys a model trained with an earlier version lacks take their defaults)."""
         config = {**self.get_default_config(), **config}
@@ -92,16 +92,17 @@ class EmergencyTriagePolicy(Policy):
         return self._resource
 
     @classmethod
-    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+    def load(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
              execution_context: ExecutionContext, **kwargs: Any) -> EmergencyTriagePolicy:
         """Nothing is persisted: the config is the policy."""
         return cls(config, model_storage, resource, execution_context)
 
     def predict_action_probabilities(self, tracker: DialogueStateTracker, domain: Domain,
-                                     rule_only_data: Optional[Dict[Text, Any]] = None,
+                                     rule_only_data: Optional[Dict[str, Any]] = None,
                                      **kwargs: Any) -> PolicyPrediction:
         """The escalation on a strong turn, the triage action on a triage turn or an answer; listening
-        right after either."""
+        right after either.
+        """
         probabilities = self._default_predictions(domain)
         latest_action = tracker.latest_action_name
         if latest_action in (self.action, self.escalation_action):
@@ -112,11 +113,16 @@ class EmergencyTriagePolicy(Policy):
         intent = tracker.latest_message.intent.get("name") if tracker.latest_message else None
         open_question = tracker.get_slot(self.slot)
         if intent == self.emergency_intent and not open_question:
-            logger.debug(f"EmergencyTriagePolicy: a strong emergency signal; predicting '{self.escalation_action}'"
-                         f"{' over the active form ' + repr(tracker.active_loop_name) if tracker.active_loop_name else ''}.")
+            logger.debug(
+                f"EmergencyTriagePolicy: a strong emergency signal; predicting '{self.escalation_action}'"
+                f"{' over the active form ' + repr(tracker.active_loop_name) if tracker.active_loop_name else ''}."
+            )
             probabilities[domain.index_for_action(self.escalation_action)] = 1.0
         elif intent == self.triage_intent or open_question:
-            logger.debug(f"EmergencyTriagePolicy: {'the answer to the open triage question' if open_question else 'a moderate emergency signal'} "
-                         f"(intent '{intent}'); predicting '{self.action}'.")
+            logger.debug(
+                "EmergencyTriagePolicy: "
+                f"{'the answer to the open triage question' if open_question else 'a moderate emergency signal'} "
+                f"(intent '{intent}'); predicting '{self.action}'."
+            )
             probabilities[domain.index_for_action(self.action)] = 1.0
         return self._prediction(probabilities)

@@ -25,6 +25,7 @@ from rasa_safe_hybrid.retrieval.passages import fingerprint, load_passages
 
 
 def main() -> int:
+    """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--knowledge", type=Path, default=Path("knowledge"))
     parser.add_argument("--documents", type=Path, default=Path("knowledge") / "documents")

@@ -79,6 +79,7 @@ class RetrievalDecision:
         return PROMPT.format(facts=facts, question=question)
 
     def sources(self) -> List[str]:
+        """``title (source)`` of each relevant passage, best first."""
         return [f"{h.passage.title} ({h.passage.source})" for h in self.relevant]
 
     def with_sources(self, reply: str) -> str:
@@ -91,34 +92,38 @@ class RetrievalDecision:
         best = self.relevant[0].passage
         return f"{best.text}\n(Source: {best.title} ({best.source}))"
 
-    def withholding(self, passage_ids: Sequence[str]) -> "RetrievalDecision":
-        """The decision without the passages ``passage_ids`` (a rail flagged them); with none
-        left, the turn abstains."""
+    def withholding(self, passage_ids: Sequence[str]) -> RetrievalDecision:
+        """The decision without the passages ``passage_ids`` (a rail flagged them).
+
+        With none left, the turn abstains.
+        """
         relevant = tuple(h for h in self.relevant if h.passage.id not in passage_ids)
         if relevant or not self.relevant:
             return replace(self, relevant=relevant)
         return replace(self, mode=ABSTAIN, relevant=())
 
     def to_trace(self) -> Dict[str, Any]:
+        """The decision as the LLM trace stores it."""
         return {"mode": self.mode, "threshold": self.threshold, "hits": [h.to_dict() for h in self.hits],
                 "sources": [h.passage.id for h in self.relevant], **({"error": self.error} if self.error else {})}
 
 
 def decide(settings: RetrievalSettings, question: str, intent: Optional[str]) -> RetrievalDecision:
     """Searches the index for ``question`` and picks the mode (fails closed: an index
-    that cannot load means ``abstain``, never free invention)."""
+    that cannot load means ``abstain``, never free invention).
+    """
     if not settings.enabled:
         return RetrievalDecision(OFF)
     try:
         index = load_index(Path(settings.knowledge), Path(settings.documents), Path(settings.index_dir),
                            settings.encoder)
-        hits = list(index.search(question, k=settings.top_k))
+        found = list(index.search(question, k=settings.top_k))
         # a reference work answers questions, not small talk ("nice" is not the city of Nice)
         if settings.corpora and INFORMATION_REQUEST.search(question):
             corpus = load_corpus_index(Path(settings.corpora), Path(settings.index_dir), settings.encoder)
             if corpus is not None:
-                hits += corpus.search(question, k=settings.top_k)
-        hits = tuple(sorted(hits, key=lambda h: -h.score)[:settings.top_k])
+                found += corpus.search(question, k=settings.top_k)
+        hits = tuple(sorted(found, key=lambda h: -h.score)[:settings.top_k])
     except Exception as error:  # noqa: BLE001 - no index: do not improvise facts
         logger.error(f"Retrieval failed ({error}); the turn abstains.")
         return RetrievalDecision(ABSTAIN, error=str(error)[:300], threshold=settings.threshold)

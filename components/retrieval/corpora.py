@@ -22,10 +22,9 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import yaml
-
 from rasa_safe_hybrid.retrieval.passages import Passage
 
 logger = logging.getLogger(__name__)
@@ -59,10 +58,12 @@ class Corpus:
     root: Path = Path("/")
 
     def path(self, name: str) -> Path:
+        """The path of one of the package's files."""
         return self.root / name.lstrip("/")
 
     @property
     def copyright(self) -> Path:
+        """The package's Debian copyright file (its licence)."""
         return self.path(f"/usr/share/doc/{self.package}/copyright")
 
 
@@ -103,7 +104,7 @@ UNFIT_GLOSS = re.compile(r"\b(offensive|obscene|vulgar|slur|derogatory|disparagi
 
 
 def _wn_first_senses(path: Path) -> Dict[str, str]:
-    """word -> the synset offset of its most common sense (index.noun / index.verb)."""
+    """Word -> the synset offset of its most common sense (index.noun / index.verb)."""
     first = {}
     for line in _wn_lines(path):
         parts = line.split()
@@ -117,7 +118,18 @@ LEXFILES = {3: "noun.Tops", 5: "noun.animal", 6: "noun.artifact", 15: "noun.loca
             13: "noun.food", 20: "noun.plant", 26: "noun.state"}
 
 
+def _is_health(offset: str, names: Dict[str, Any], parents: Dict[str, List[str]], health: Dict[str, bool],
+               depth: int = 0) -> bool:
+    """Whether a synset is under one of ``HEALTH_ROOTS`` (memoised in ``health``)."""
+    if offset not in health:
+        health[offset] = depth < 20 and offset in names and (
+            any(w.lower() in HEALTH_ROOTS for w in names[offset])
+            or any(_is_health(parent, names, parents, health, depth + 1) for parent in parents.get(offset, ())))
+    return health[offset]
+
+
 def read_wordnet(root: Path) -> Iterator[Entry]:
+    """WordNet's noun and verb synsets as entries (words, gloss, first sense, category)."""
     base = root / "usr/share/wordnet"
     for pos, file_pos in (("n", "noun"), ("v", "verb")):
         synsets = list(_wn_synsets(base / f"data.{file_pos}"))
@@ -125,13 +137,6 @@ def read_wordnet(root: Path) -> Iterator[Entry]:
         names = {offset: words for offset, _, words, _, _ in synsets}
         parents = {offset: [o for s, o in pointers if s in ("@", "@i")] for offset, _, _, pointers, _ in synsets}
         health: Dict[str, bool] = {}
-
-        def is_health(offset: str, depth: int = 0) -> bool:
-            if offset not in health:
-                health[offset] = depth < 20 and offset in names and (
-                    any(w.lower() in HEALTH_ROOTS for w in names[offset])
-                    or any(is_health(parent, depth + 1) for parent in parents.get(offset, ())))
-            return health[offset]
 
         for offset, lexfile, words, pointers, gloss in synsets:
             definition = _definition(gloss)
@@ -152,7 +157,7 @@ def read_wordnet(root: Path) -> Iterator[Entry]:
                 relations.append(f"Kinds: {', '.join(dict.fromkeys(kinds_of))}.")
             text = " ".join([f"{title}: {definition}."] + relations)
             passage = Passage(f"wordnet:{pos}{offset}", title, text, "WordNet 3.0, Princeton University", "wordnet",
-                              is_health(offset))
+                              _is_health(offset, names, parents, health))
             category = LEXFILES.get(lexfile, f"{file_pos}.{lexfile}") if pos == "n" else f"verb.{lexfile}"
             yield Entry(passage, first.get(head.lower().replace(" ", "_")) == offset, category)
 
@@ -179,6 +184,7 @@ def _clean_foldoc(body: str) -> str:
 
 
 def read_foldoc(root: Path) -> Iterator[Entry]:
+    """FOLDOC's entries: one per headword, its definition."""
     base = root / "usr/share/dictd"
     data = gzip.open(base / "foldoc.dict.dz").read()
     seen = set()
@@ -196,7 +202,8 @@ def read_foldoc(root: Path) -> Iterator[Entry]:
         first_sense = re.split(r"\n\s*2\.\s", body, maxsplit=1)[0]
         paragraphs = [p for p in re.split(r"\n\s*\n", first_sense)
                       if p.strip() and not re.fullmatch(r"\s*\(\d{4}-\d\d-\d\d\)\s*", p)]
-        text, size = [], 0
+        text: List[str] = []
+        size = 0
         for paragraph in paragraphs:
             cleaned = _clean_foldoc(paragraph)
             if not cleaned or cleaned.startswith(("See also", "Usenet", "Home:")):
@@ -239,7 +246,8 @@ def read_manifest(path: Path = MANIFEST, root: Optional[Path] = None) -> List[Co
     """The pinned corpora (an absent manifest: none). Raises CorpusError on a malformed one.
 
     ``root``: where the packages' files are (default: the manifest's ``root`` key, relative to
-    the manifest's folder, else ``/``, where Debian installs them)."""
+    the manifest's folder, else ``/``, where Debian installs them).
+    """
     if not path.exists():
         return []
     data = yaml.safe_load(path.read_text("utf-8")) or {}
@@ -261,6 +269,7 @@ def read_manifest(path: Path = MANIFEST, root: Optional[Path] = None) -> List[Co
 
 
 def sha256(path: Path) -> str:
+    """The hex sha256 of a file, read in blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

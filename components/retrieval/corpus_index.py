@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
-
 from rasa_safe_hybrid.embeddings import DEFAULT_MODEL, get_encoder
 from rasa_safe_hybrid.retrieval.corpora import CorpusPin, Entry, fingerprint
 from rasa_safe_hybrid.retrieval.index import DENSE_WEIGHT, Hit, words
@@ -157,7 +156,8 @@ class CorpusIndex:
         """The ``k`` best passages, best first (``vector``: the query's embedding, if already made).
 
         ``gated``: none for a question the corpora cannot answer (``refuses``), and for a question
-        for a count or a date only passages that state a number."""
+        for a count or a date only passages that state a number.
+        """
         if not len(self) or not query.strip():
             return []
         if gated:
@@ -179,8 +179,11 @@ class CorpusIndex:
         person_question, noun_question = bool(WHO.match(query)), bool(NOUN_QUESTION.match(query))
         for rowid, pid, title, text, source, kind, health, first_sense, category in found:
             present = set(words(f"{title} {text}"))
-            lexical = float(sum(w for q, w in zip(query_words, weights) if q in present) / weights.sum()) \
-                if len(weights) else 0.0
+            lexical = (
+                float(sum(w for q, w in zip(query_words, weights, strict=False) if q in present) / weights.sum())
+                if len(weights)
+                else 0.0
+            )
             cosine = float(dense[rowid - 1])
             score = DENSE_WEIGHT * cosine + (1 - DENSE_WEIGHT) * lexical
             if subject and subject in head_words(title):  # the entry is for what the question names
@@ -197,7 +200,7 @@ class CorpusIndex:
 
     @classmethod
     def open(cls, folder: Path, pins: Sequence[CorpusPin], encoder_model: str = DEFAULT_MODEL
-             ) -> Optional["CorpusIndex"]:
+             ) -> Optional[CorpusIndex]:
         """The saved index of exactly these corpora with this encoder, or None."""
         try:
             manifest = json.loads((folder / "corpora.json").read_text("utf-8"))
@@ -212,7 +215,7 @@ class CorpusIndex:
 
     @classmethod
     def build(cls, pins: Sequence[CorpusPin], folder: Path, encoder_model: str = DEFAULT_MODEL,
-              progress: bool = True, batch: int = 512) -> "CorpusIndex":
+              progress: bool = True, batch: int = 512) -> CorpusIndex:
         """Reads every corpus, embeds its passages and writes the index to ``folder``."""
         from tqdm import tqdm
 
@@ -289,7 +292,8 @@ INLINE_BUILD_MAX = 5000
 def load_corpus_index(manifest: Path, base: Path, encoder_model: str = DEFAULT_MODEL) -> Optional[CorpusIndex]:
     """The process-wide index of the corpora ``manifest`` pins (under ``base``), or None (none
     pinned, none installed, or not indexed yet: said once in the log; the curated knowledge still
-    answers). ``ASSISTANT_CORPORA``, when set, names the manifest instead ("": none)."""
+    answers). ``ASSISTANT_CORPORA``, when set, names the manifest instead ("": none).
+    """
     from rasa_safe_hybrid.retrieval.corpora import available, index_folder, read_manifest
 
     manifest = Path(os.environ[CORPORA_ENV]) if CORPORA_ENV in os.environ else manifest
@@ -340,5 +344,6 @@ def status(manifest: Path, base: Path, encoder_model: str = DEFAULT_MODEL) -> st
     index = CorpusIndex.open(index_folder(base, usable), usable, encoder_model)
     names = ", ".join(p.corpus.name for p in usable)
     if index is None:
-        return f"Knowledge: curated only ({names} not indexed yet: python -m rasa_safe_hybrid.retrieval){'; ' + notes if notes else ''}"
+        return (f"Knowledge: curated only ({names} not indexed yet: python -m "
+                f"rasa_safe_hybrid.retrieval){'; ' + notes if notes else ''}")
     return f"Knowledge: curated + {names} ({len(index)} passages){'; ' + notes if notes else ''}"

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-
 from rasa_safe_hybrid.embeddings import DEFAULT_MODEL, get_encoder
 from rasa_safe_hybrid.retrieval.index import words
 
@@ -44,12 +43,14 @@ NOT_NAMES = frozenset({"I", "I'm", "I'll", "I've", "I'd", "OK", "Yes", "No"})
 
 
 def sentences(text: str) -> List[str]:
+    """The sentences of a reply (split on end punctuation)."""
     return [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
 
 
 def numbers(text: str) -> List[str]:
     """The numbers a text states, in digits ("eight legs" and "8 legs" state the same number;
-    "one" as a pronoun is not a number)."""
+    "one" as a pronoun is not a number).
+    """
     found = _NUMBER.findall(text)
     for match in _NUMBER_WORD.finditer(text):
         word = match.group(1).lower()
@@ -76,6 +77,7 @@ class Grounding:
 
     @property
     def grounded(self) -> bool:
+        """Whether no sentence of the reply is unsupported."""
         return self.unsupported is None
 
 

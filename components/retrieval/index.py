@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-
 from rasa_safe_hybrid.embeddings import DEFAULT_MODEL, get_encoder
 from rasa_safe_hybrid.retrieval.passages import DOCUMENT_SUFFIXES, Passage, fingerprint, load_passages
 
@@ -60,6 +59,7 @@ class Hit:
     lexical: float
 
     def to_dict(self) -> Dict[str, object]:
+        """The hit as the trace stores it."""
         return {"id": self.passage.id, "title": self.passage.title, "score": round(self.score, 4),
                 "dense": round(self.dense, 4), "lexical": round(self.lexical, 4)}
 
@@ -82,9 +82,10 @@ class KnowledgeIndex:
 
     @classmethod
     def build(cls, passages: List[Passage], encoder_model: str = DEFAULT_MODEL,
-              previous: Optional["KnowledgeIndex"] = None) -> "KnowledgeIndex":
+              previous: Optional[KnowledgeIndex] = None) -> KnowledgeIndex:
         """Embeds the passages; those ``previous`` already holds unchanged keep their vectors
-        (a changed document re-embeds only its own passages)."""
+        (a changed document re-embeds only its own passages).
+        """
         encoder = get_encoder(encoder_model)
         titles = np.zeros((len(passages), encoder.dim), dtype=np.float32)
         bodies = np.zeros((len(passages), encoder.dim), dtype=np.float32)
@@ -94,7 +95,7 @@ class KnowledgeIndex:
         todo = []
         for i, passage in enumerate(passages):
             j = known.get((passage.title, passage.text))
-            if j is None:
+            if j is None or previous is None:
                 todo.append(i)
             else:
                 titles[i], bodies[i] = previous.title_vectors[j], previous.body_vectors[j]
@@ -126,6 +127,7 @@ class KnowledgeIndex:
         return [Hit(self.passages[i], float(score[i]), float(dense[i]), float(lexical[i])) for i in best]
 
     def save(self, folder: Path, knowledge_fingerprint: str) -> None:
+        """Writes the index to ``folder`` with the fingerprint of the knowledge it was built from."""
         folder.mkdir(parents=True, exist_ok=True)
         np.savez(folder / "vectors.npz", titles=self.title_vectors, bodies=self.body_vectors)
         manifest = {"format": FORMAT, "fingerprint": knowledge_fingerprint, "encoder": self.encoder_model,
@@ -134,9 +136,10 @@ class KnowledgeIndex:
 
     @classmethod
     def read(cls, folder: Path, knowledge_fingerprint: Optional[str], encoder_model: str
-             ) -> Optional["KnowledgeIndex"]:
+             ) -> Optional[KnowledgeIndex]:
         """The saved index, or None when it is missing or stale (``knowledge_fingerprint`` None:
-        whatever knowledge it holds, to reuse its vectors)."""
+        whatever knowledge it holds, to reuse its vectors).
+        """
         try:
             manifest = json.loads((folder / "index.json").read_text("utf-8"))
             if (manifest.get("format") != FORMAT or manifest.get("encoder") != encoder_model
@@ -155,7 +158,8 @@ _LOCK = threading.Lock()
 
 def _stamp(knowledge: Path, documents: Path) -> Tuple[Tuple[str, int, int], ...]:
     """Name, size and modification time of every knowledge file: cheap to read each
-    turn, and it changes whenever a file does (then the passages are read again)."""
+    turn, and it changes whenever a file does (then the passages are read again).
+    """
     files = [p for p in knowledge.glob("*") if p.suffix in (".yml", ".yaml", ".json")]
     if documents.is_dir():
         files += [p for p in documents.rglob("*") if p.suffix.lower() in DOCUMENT_SUFFIXES]
@@ -172,7 +176,8 @@ def _stamp(knowledge: Path, documents: Path) -> Tuple[Tuple[str, int, int], ...]
 def load_index(knowledge: Path, documents: Path, folder: Path = DEFAULT_DIR,
                encoder_model: str = DEFAULT_MODEL) -> KnowledgeIndex:
     """The process-wide index of ``knowledge`` + ``documents``: read from ``folder``,
-    or built (and saved) when missing or when the knowledge changed."""
+    or built (and saved) when missing or when the knowledge changed.
+    """
     key = (str(knowledge.resolve()), str(documents.resolve()), encoder_model, _stamp(knowledge, documents))
     index = _INDEXES.get(key)
     if index is not None:

@@ -32,10 +32,12 @@ class Passage:
     health: bool = False
 
     def to_dict(self) -> Dict[str, Any]:
+        """The passage as the index stores it."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "Passage":
+    def from_dict(cls, data: Dict[str, Any]) -> Passage:
+        """The passage ``to_dict()`` wrote."""
         return cls(**data)
 
 
@@ -147,7 +149,7 @@ def _pdf_text(path: Path) -> str:
 
     reader = PdfReader(str(path))
     pages = [page.extract_text() or "" for page in reader.pages]
-    title = (reader.metadata or {}).get("/Title") if reader.metadata else None
+    title = reader.metadata.get("/Title") if reader.metadata else None
     text = "\n\n".join(pages)
     return f"# {title}\n\n{text}" if title else text
 

@@ -22,24 +22,24 @@ class RetrievalConfigError(ValueError):
 @dataclass(frozen=True)
 class RetrievalSettings:
     """Attributes:
-        enabled: answer open questions from the knowledge index (off: free generation, as before).
-        knowledge: folder of the curated knowledge files.
-        documents: folder whose .md/.txt/.html/.pdf files are indexed too (re-read when one changes).
-        corpora: the manifest of the reference corpora to search beside the knowledge (WordNet,
-            FOLDOC; ``knowledge/corpora.yml`` pins each file's sha256); empty: none.
-        index_dir: where `make index` writes the index.
-        encoder: the sentence encoder (the one the learned rails use: one model per process).
-        top_k: passages put into the prompt.
-        threshold: hybrid score below which nothing counts as retrieved (calibrated in `make eval`).
-        answer: ``generate`` (the model answers from the passages; the ``ungrounded`` rail
-            checks it, falling back to the passage) or ``extract`` (the best passage itself).
-            Health passages are always answered by extraction.
-        chitchat_intents: intents answered by the model without passages when nothing is
-            retrieved (numbers and names in the reply are still checked).
-        dont_know_response: the domain response when nothing relevant is retrieved.
-        passage_replaces: output rails after which a grounded turn sends the best passage
-            (with its source) instead of the rail's response: the model's wording failed, the
-            curated passage did not. Only rails in ``PASSAGE_CAPABLE_RAILS``.
+    enabled: answer open questions from the knowledge index (off: free generation, as before).
+    knowledge: folder of the curated knowledge files.
+    documents: folder whose .md/.txt/.html/.pdf files are indexed too (re-read when one changes).
+    corpora: the manifest of the reference corpora to search beside the knowledge (WordNet,
+        FOLDOC; ``knowledge/corpora.yml`` pins each file's sha256); empty: none.
+    index_dir: where `make index` writes the index.
+    encoder: the sentence encoder (the one the learned rails use: one model per process).
+    top_k: passages put into the prompt.
+    threshold: hybrid score below which nothing counts as retrieved (calibrated in `make eval`).
+    answer: ``generate`` (the model answers from the passages; the ``ungrounded`` rail
+        checks it, falling back to the passage) or ``extract`` (the best passage itself).
+        Health passages are always answered by extraction.
+    chitchat_intents: intents answered by the model without passages when nothing is
+        retrieved (numbers and names in the reply are still checked).
+    dont_know_response: the domain response when nothing relevant is retrieved.
+    passage_replaces: output rails after which a grounded turn sends the best passage
+        (with its source) instead of the rail's response: the model's wording failed, the
+        curated passage did not. Only rails in ``PASSAGE_CAPABLE_RAILS``.
     """
 
     enabled: bool = False
@@ -56,7 +56,8 @@ class RetrievalSettings:
     passage_replaces: Tuple[str, ...] = PASSAGE_CAPABLE_RAILS
 
     @classmethod
-    def from_config(cls, config: Optional[Dict[str, Any]]) -> "RetrievalSettings":
+    def from_config(cls, config: Optional[Dict[str, Any]]) -> RetrievalSettings:
+        """The settings from the policy's ``retrieval`` block (defaults for what it leaves out)."""
         config = dict(config or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(config) - known)
@@ -70,6 +71,7 @@ class RetrievalSettings:
         return settings
 
     def validate(self) -> None:
+        """Refuses a bad setting with a message that names it."""
         if not isinstance(self.enabled, bool):
             raise RetrievalConfigError(f"`enabled` must be true or false, got {self.enabled!r}.")
         if not isinstance(self.top_k, int) or not 1 <= self.top_k <= 10:

@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 
@@ -25,7 +25,6 @@ REVIEW_CHANNEL = "rasa_safe_hybrid.channels.review.ReviewInput"
 def configured_db(credentials: Path) -> str:
     """The review channel's ``db`` from credentials.yml (``${VAR}`` expanded; unset: the default)."""
     import yaml
-
     from rasa_safe_hybrid.review.store import DEFAULT_DB
 
     if not credentials.exists():
@@ -50,8 +49,8 @@ async def _trackers(conversations: List[str], endpoints: Path, domain: Any) -> D
 
 
 def export(args: argparse.Namespace) -> int:
+    """Writes every kind of exported file and prints what it wrote and skipped."""
     from rasa.shared.core.domain import Domain
-
     from rasa_safe_hybrid.review import export as out
     from rasa_safe_hybrid.review.store import ReviewStore
 
@@ -75,11 +74,16 @@ def export(args: argparse.Namespace) -> int:
         nlu_file: (out.nlu_yaml(examples), sum(len(v) for v in examples.values())),
         project / "tests" / "reviewed_stories.yml": (out.story_yaml(tests), len(tests)),
         project / "finetune" / "data" / "reviewed.jsonl": (
-            "".join(__import__("json").dumps(r, ensure_ascii=False) + "\n" for r in tuning), len(tuning)),
+            "".join(__import__("json").dumps(r, ensure_ascii=False) + "\n" for r in tuning),
+            len(tuning),
+        ),
         project / "finetune" / "data" / "guards" / "reviewed.tsv": (
             "# head\ttarget (1: should fire, 0: false alarm)\treviewer\ttext\n"
-            "# Written by `python -m rasa_safe_hybrid.review export` from reviewers' rail ratings; trained on, never held out.\n"
-            + "".join(f"{h}\t{t}\t{r}\t{x}\n" for h, t, r, x in guards), len(guards)),
+            "# Written by `python -m rasa_safe_hybrid.review export` from reviewers' rail ratings; trained on, "
+            "never held out.\n"
+            + "".join(f"{h}\t{t}\t{r}\t{x}\n" for h, t, r, x in guards),
+            len(guards),
+        ),
     }
     for path, (text, count) in files.items():
         if count == 0 and not path.exists():
@@ -93,7 +97,7 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: List[str] = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="python -m rasa_safe_hybrid.review", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)

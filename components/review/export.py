@@ -14,7 +14,6 @@ Prints what it wrote and, for everything it left out, why.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -47,9 +46,11 @@ class Outcome:
     skipped: List[Tuple[str, str]] = field(default_factory=list)  # (what, why)
 
     def skip(self, what: str, why: str) -> None:
+        """Records one thing left out and why."""
         self.skipped.append((what, why))
 
     def lines(self) -> List[str]:
+        """What was written and skipped, for printing."""
         out = [f"wrote {path}: {count} item(s)" for path, count in self.written.items()]
         reasons = Counter(why for _, why in self.skipped)
         out += [f"skipped {count}: {why}" for why, count in reasons.most_common()]
@@ -88,7 +89,7 @@ def existing_examples(nlu_dir: Path, skip: Path) -> Dict[str, str]:
 
 def nlu_examples(rows: List[Dict[str, Any]], known: Dict[str, str], intents: Iterable[str],
                  outcome: Outcome) -> Dict[str, List[str]]:
-    """intent -> example texts, from the intent ratings (the reviewers' majority per turn)."""
+    """Intent -> example texts, from the intent ratings (the reviewers' majority per turn)."""
     domain_intents = set(intents)
     by_turn: Dict[Tuple[str, int], List[Dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -126,8 +127,11 @@ def nlu_yaml(examples: Dict[str, List[str]]) -> str:
     for intent in sorted(examples):
         lines = "".join(f"    - {text}\n" for text in examples[intent])
         blocks.append(f"- intent: {intent}\n  examples: |\n{lines}")
-    header = ("# Written by `python -m rasa_safe_hybrid.review export` from reviewers' intent corrections; do not edit by hand\n"
-              "# (a correction made on the review page survives the next export, an edit here does not).\n")
+    header = (
+        "# Written by `python -m rasa_safe_hybrid.review export` from reviewers' intent corrections; do not "
+        "edit by hand\n"
+        "# (a correction made on the review page survives the next export, an edit here does not).\n"
+    )
     return header + 'version: "3.1"\nnlu:\n' + "".join(blocks)
 
 
@@ -159,7 +163,11 @@ def finetune_rows(rows: List[Dict[str, Any]], outcome: Outcome) -> List[Dict[str
                                f"({group[0]['llm_outcome']}): nothing to learn")
             continue
         else:
-            answer, kind, reviewer = str(group[0]["reply"] or ""), "good", ",".join(sorted(r["reviewer"] for r in group))
+            answer, kind, reviewer = (
+                str(group[0]["reply"] or ""),
+                "good",
+                ",".join(sorted(r["reviewer"] for r in group)),
+            )
         if PLACEHOLDER.search(answer):
             outcome.skip(what, "the reply holds a redacted placeholder")
             continue
@@ -195,8 +203,11 @@ def guard_rows(rows: List[Dict[str, Any]], outcome: Outcome) -> List[Tuple[str, 
 
 def story_yaml(stories: List[Tuple[str, str]]) -> str:
     """Test stories (already rendered by Rasa's writer, one per conversation)."""
-    header = ("# Written by `python -m rasa_safe_hybrid.review export`: conversations reviewers rated as right, to keep them right.\n"
-              "# Run them with `rasa test core --stories tests/reviewed_stories.yml`.\n")
+    header = (
+        "# Written by `python -m rasa_safe_hybrid.review export`: conversations reviewers rated as right, to "
+        "keep them right.\n"
+        "# Run them with `rasa test core --stories tests/reviewed_stories.yml`.\n"
+    )
     body = "".join(text for _, text in stories)
     return header + 'version: "3.1"\nstories:\n' + body
 

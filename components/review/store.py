@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import sqlalchemy as sa
-
 from rasa_safe_hybrid.review.turns import summary, turns
 
 logger = logging.getLogger(__name__)
@@ -101,8 +100,10 @@ def sql_tracker_store(store: Any) -> Any:
         store = getattr(store, "_tracker_store", None) or getattr(store, "tracker_store", None)
         seen += 1
     if store is None or not hasattr(store, "engine"):
-        raise ReviewError("the review page reads conversations from a SQL tracker store (SQLite or PostgreSQL, "
-                          "e.g. rasa_safe_hybrid.stores.redacting_tracker_store.RedactingSQLTrackerStore in endpoints.yml)")
+        raise ReviewError(
+            "the review page reads conversations from a SQL tracker store (SQLite or PostgreSQL, "
+            "e.g. rasa_safe_hybrid.stores.redacting_tracker_store.RedactingSQLTrackerStore in endpoints.yml)"
+        )
     return store
 
 

@@ -51,7 +51,9 @@ def turns(events: List[Dict[str, Any]], trace_slot: Optional[str] = "llm_trace")
             check = parse.get(EMERGENCY_CHECK_KEY) or {}
             replayed = check.get(TRIAGE_ANSWER_KEY)
             if result and result[-1].get("triage") and not replayed:
-                result[-1]["triage"].append(f"answer: '{event.get('text')}' ({(parse.get('intent') or {}).get('name')})")
+                result[-1]["triage"].append(
+                    f"answer: '{event.get('text')}' ({(parse.get('intent') or {}).get('name')})"
+                )
             result.append({
                 "timestamp": event.get("timestamp"),
                 "emergency_tier": check.get("tier"),

@@ -35,7 +35,6 @@ from typing import Any, Awaitable, Callable, Iterator, Optional, TypeVar
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import Event, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
-
 from rasa_safe_hybrid.guardrails.record import RailsRecord
 
 logger = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         from rasa.core.tracker_store import create_engine_kwargs
 
         # Connections a database restart has closed are replaced before use, not failed on.
-        old = self.engine
+        old: Any = self.engine  # type: ignore[has-type]  # Rasa sets it untyped in __init__
         self.engine = sa.create_engine(old.url, pool_pre_ping=True, **create_engine_kwargs(old.url))
         self.sessionmaker.configure(bind=self.engine)
         old.dispose()

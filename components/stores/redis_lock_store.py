@@ -28,7 +28,7 @@ import asyncio
 import logging
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncGenerator, Optional, Text
+from typing import Any, AsyncGenerator, Optional
 
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
@@ -50,12 +50,13 @@ class AtomicRedisLockStore(RedisLockStore):
     @asynccontextmanager
     async def lock(
         self,
-        conversation_id: Text,
+        conversation_id: str,
         lock_lifetime: float = LOCK_LIFETIME,
         wait_time_in_seconds: float = 1,
     ) -> AsyncGenerator[TicketLock, None]:
         """Holds the conversation's mutex for the block; raises ``LockError`` after
-        waiting ``lock_lifetime`` seconds (the holder would have expired by then)."""
+        waiting ``lock_lifetime`` seconds (the holder would have expired by then).
+        """
         mutex = self.red.lock(f"{self.key_prefix}mutex:{conversation_id}", timeout=lock_lifetime,
                               thread_local=False)
         start = time.monotonic()

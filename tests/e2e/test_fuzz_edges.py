@@ -18,11 +18,11 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness import MODEL, ROOT, Servers, free_port, running_servers
 from tests.fakes import telegram as fake_telegram
-from tests.fakes.slack import FakeSlack
 from tests.fakes.channels import fake_channel_credentials
+from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
+from tests.harness import MODEL, ROOT, Servers, free_port, running_servers
 from tests.helpers import config_with_generation
 
 pytestmark = pytest.mark.e2e
@@ -155,8 +155,11 @@ def test_after_the_fuzzing_every_process_is_up_and_answers(edge_servers):
     assert telegram.sent_to(424242)[-1]["text"].startswith("Hello!")
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": "Basic x"}],
-                         ids=["none", "wrong", "other-scheme"])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": "Basic x"}],
+    ids=["none", "wrong", "other-scheme"],
+)
 def test_rest_webhook_and_http_api_reject_requests_without_the_token(edge_servers, headers):
     servers, _ = edge_servers
     response = requests.post(f"{servers.rasa_url}/webhooks/rest/webhook", json={"sender": "x", "message": "hi"},

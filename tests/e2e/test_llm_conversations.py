@@ -7,7 +7,6 @@ import re
 import sqlite3
 
 import pytest
-
 from rasa_safe_hybrid import small_talk
 
 pytestmark = pytest.mark.e2e

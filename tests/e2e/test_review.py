@@ -74,14 +74,27 @@ def test_bad_input_gets_a_clear_4xx_never_a_500(servers, replayed):
         (post({**one, "conversation_id": "nobody-ever", "rating": "good"}), 404, "no conversation"),
         (post({**one, "turn": 99, "rating": "good"}), 404, "has 2 turn(s), not 99"),
         (post({**one, "rating": "good", "note": "x" * 20_000}), 413, "too large"),
-        (requests.get(url(servers, "api/conversations"), headers=SCRIPT, params={"colour": "red"}, timeout=30),
-         400, "unknown filter"),
-        (requests.get(url(servers, "api/conversations"), headers=SCRIPT, params={"page": "0"}, timeout=30),
-         400, "page number"),
-        (requests.get(url(servers, "api/conversations/nobody-ever"), headers=SCRIPT, timeout=30), 404, "no conversation"),
+        (
+            requests.get(url(servers, "api/conversations"), headers=SCRIPT, params={"colour": "red"}, timeout=30),
+            400,
+            "unknown filter",
+        ),
+        (
+            requests.get(url(servers, "api/conversations"), headers=SCRIPT, params={"page": "0"}, timeout=30),
+            400,
+            "page number",
+        ),
+        (
+            requests.get(url(servers, "api/conversations/nobody-ever"), headers=SCRIPT, timeout=30),
+            404,
+            "no conversation",
+        ),
         (requests.post(url(servers, "login"), data=b"\xff\xfe", timeout=30), 400, "UTF-8"),
-        (requests.post(url(servers, "login"), json={"secret": REVIEW_SECRET, "reviewer": "<script>"}, timeout=30),
-         400, "must be your name"),
+        (
+            requests.post(url(servers, "login"), json={"secret": REVIEW_SECRET, "reviewer": "<script>"}, timeout=30),
+            400,
+            "must be your name",
+        ),
     ]
     for answer, status, message in cases:
         assert answer.status_code == status and message in answer.json()["error"], (answer.status_code, answer.text)

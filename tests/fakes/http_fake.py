@@ -23,7 +23,7 @@ class ThreadedServer:
         self._thread: Optional[threading.Thread] = None
         self._runner: Optional[web.AppRunner] = None
 
-    def start(self) -> "ThreadedServer":
+    def start(self) -> ThreadedServer:
         ready = threading.Event()
 
         def run() -> None:

@@ -6,7 +6,7 @@ imported, subclasses after their parents, so the raising subclass replaces the
 real action under the same name; every other action is the real one.
 """
 
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -21,5 +21,5 @@ class RaisingCheckOrderStatus(ActionCheckOrderStatus):
     """``action_check_order_status`` that raises inside the action."""
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+                  domain: Dict[str, Any]) -> List[Dict[str, Any]]:
         raise RuntimeError(FAULT)

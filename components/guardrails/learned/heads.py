@@ -79,8 +79,11 @@ class LinearHeads:
 
     def save(self, folder: Path = ARTIFACT_DIR) -> None:
         """Writes ``heads.npz`` and ``heads.json``."""
-        layers = {f"mlp_{head}_{part}": array.astype(np.float32)
-                  for head, arrays in self.mlp.items() for part, array in zip(("w1", "b1", "w2", "b2"), arrays)}
+        layers = {
+            f"mlp_{head}_{part}": array.astype(np.float32)
+            for head, arrays in self.mlp.items()
+            for part, array in zip(("w1", "b1", "w2", "b2"), arrays, strict=False)
+        }
         np.savez_compressed(folder / WEIGHTS_FILE, weights=self.weights.astype(np.float32),
                             bias=self.bias.astype(np.float32), names=np.array(self.names), **layers)
         manifest = {**self.manifest, "heads": list(self.names), "thresholds": self.thresholds}

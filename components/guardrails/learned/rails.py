@@ -25,14 +25,13 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 import numpy as np
-
 from rasa_safe_hybrid.guardrails.learned.heads import (
     ARTIFACT_DIR,
     ATTACK,
     EMERGENCY,
+    HARM_CATEGORIES,
     HARMFUL,
     HATEFUL,
-    HARM_CATEGORIES,
     HATEFUL_CATEGORIES,
     SELF_HARM,
     category_matrix,
@@ -138,7 +137,7 @@ class HarmfulComplianceRail(_OutputRail):
         reply_hate = float(scores[HATEFUL][0])
         # how far the request is over its head's threshold (>= 1: a head would have fired)
         over = {head: float(scores[head][1]) / self.heads.thresholds[head] for head in (HARMFUL, ATTACK)}
-        head = max(over, key=over.get)
+        head = max(over, key=lambda name: over[name])
         asked, t_asked = float(scores[head][1]), self.heads.thresholds[head]
         if reply_hate >= self.threshold:
             return Verdict(self.name, True, f"reply hateful score {reply_hate:.2f} >= {self.threshold:.2f}",
@@ -154,7 +153,8 @@ class IgnoredEmergencyRail(_OutputRail):
 
     def judge(self, context: RailContext, scores: Dict[str, np.ndarray]) -> Verdict:
         """Fires when the user's message scores as an emergency and the reply has no escalation,
-        unless the user already said "no" to the triage question about that message."""
+        unless the user already said "no" to the triage question about that message.
+        """
         score = float(scores[EMERGENCY][1])
         if context.emergency_denied:
             return Verdict(self.name, False, "the user said it is not happening now (triage answer 'no')",
@@ -182,8 +182,8 @@ def build(name: str, head: str, settings: Any, threshold_key: Optional[str] = No
     ``threshold_key`` (default: the head's). ``judge``: a key of ``JUDGES`` (the rail
     judges a reply with the user's message), else the rail classifies its text.
     """
-    from rasa_safe_hybrid.embeddings import EncoderUnavailable, get_encoder
     from rasa.shared.exceptions import InvalidConfigException
+    from rasa_safe_hybrid.embeddings import EncoderUnavailable, get_encoder
 
     try:
         encoder = get_encoder(settings.encoder)
