@@ -37,7 +37,7 @@ from typing import Any, Dict, List
 import yaml
 
 from benchmarks import rails_eval
-from tests.harness import MODEL, ROOT, TEST_TOKEN, Servers, running_servers
+from scripts.harness import MODEL, ROOT, TEST_TOKEN, Servers, running_servers
 
 INTENT_TEXT = "where is my order 10002"
 LLM_PROMPTS = ["why is the sky blue?", "how do rainbows form?", "tell me a fun fact", "how do bees make honey?",
@@ -237,7 +237,7 @@ def llm_speed(n_prompts: int) -> Dict[str, Any]:
             result[name] = _speed(get_generator(candidate), prompts)
         except RuntimeError as error:  # llama-cpp-python not installed, say
             result[name] = f"not measured: {error}"
-    from tests.harness import LLM_PYTHON, MODEL_ALIAS, running_llm_server
+    from scripts.harness import LLM_PYTHON, MODEL_ALIAS, running_llm_server
 
     if LLM_PYTHON.exists():
         with tempfile.TemporaryDirectory() as tmp, running_llm_server(Path(tmp)) as server:

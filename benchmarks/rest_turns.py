@@ -1,6 +1,6 @@
 """Conversations through the whole assistant over REST: real Rasa and action server processes.
 
-``replay(conversations)`` starts the trained assistant (tests.harness, SQLite
+``replay(conversations)`` starts the trained assistant (scripts.harness, SQLite
 tracker store in a temporary folder), sends each conversation's turns in order
 under its own sender id, and returns one row per user turn: the replies, the
 intent, and the LLM action's trace for the turn (None when a rule or form
@@ -36,7 +36,7 @@ def replay(conversations: Sequence[Sequence[str]], tag: str = "replay", progress
     the action server reads its plugin settings from (default: the project's)."""
     from tqdm import tqdm
 
-    from tests.harness import MODEL, running_servers
+    from scripts.harness import MODEL, running_servers
 
     rows: List[Dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix=f"{tag}-") as work, running_servers(

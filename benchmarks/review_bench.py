@@ -141,7 +141,7 @@ def in_process(store: Any, review_db: str, sender: str) -> Dict[str, Any]:
 
 
 def over_http(work: Path, tracker_db: Path, review_db: str, sender: str) -> Dict[str, Any]:
-    from tests.harness import running_servers
+    from scripts.harness import running_servers
 
     endpoints = (
         'action_endpoint:\n  url: "{actions_url}"\n  headers:\n    Authorization: Bearer ${ACTION_SERVER_TOKEN}\n'

@@ -34,7 +34,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import requests
 
-from tests.harness import MODEL, Servers, running_scale_profile, running_servers
+from scripts.harness import MODEL, Servers, running_scale_profile, running_servers
 
 logger = logging.getLogger(__name__)
 

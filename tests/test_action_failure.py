@@ -23,7 +23,7 @@ from rasa_safe_hybrid.actions.action_failure import (
     endpoint_timeout,
 )
 
-from tests.harness import free_port
+from scripts.harness import free_port
 
 DOMAIN = Domain.from_dict({
     "intents": ["order_status", "emergency", "return_item"],

@@ -11,7 +11,7 @@ from typing import Dict, List, Set
 
 from tests.conftest import ROOT
 
-PACKAGES = ("components", "actions", "benchmarks", "finetune")
+PACKAGES = ("components", "actions", "benchmarks", "finetune", "scripts")
 PLUGIN = "rasa_safe_hybrid"
 # Where a message's route runs, above the shared core; the core never imports them.
 SIDES = ("nlu", "policies", "actions", "channels", "stores", "review", "init", "__main__")
@@ -106,6 +106,14 @@ def test_the_plugin_imports_nothing_of_the_repository():
     for folder in ("components", "actions", "tests", "benchmarks", "finetune", "scripts"):
         for path in (ROOT / folder).rglob("*.py"):
             assert not stale.search(path.read_text("utf-8")), f"{path.relative_to(ROOT)} imports `components`"
+
+
+def test_tools_do_not_depend_on_the_tests():
+    """The benchmarks and scripts start servers with scripts.harness, which the tests import too."""
+    graph = import_graph()
+    on_tests = sorted((m, t) for m, targets in graph.items() if m.split(".")[0] in ("benchmarks", "scripts", "finetune")
+                      for t in targets if t.split(".")[0] == "tests")
+    assert on_tests == []
 
 
 def test_the_core_never_imports_where_a_message_runs():

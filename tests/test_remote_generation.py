@@ -19,9 +19,9 @@ from rasa_safe_hybrid.generation.openai_backend import CircuitBreaker, OpenAIGen
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.llm import ActionLLMResponse
+from scripts.harness import MODEL_ALIAS, running_llm_server
 from tests.conftest import ROOT
 from tests.fakes.http_fake import ThreadedServer
-from tests.harness import MODEL_ALIAS, running_llm_server
 from tests.helpers import config_with_generation, make_tracker
 
 

@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.harness import MODEL, REVIEW_CHANNEL, REVIEW_SECRET, Servers, running_servers
+from scripts.harness import MODEL, REVIEW_CHANNEL, REVIEW_SECRET, Servers, running_servers
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,11 @@ from typing import Iterator, Tuple
 import pytest
 import requests
 
+from scripts.harness import MODEL, Servers, running_servers
 from tests.fakes import telegram as fake_telegram
 from tests.fakes.channels import fake_channel_credentials
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
-from tests.harness import MODEL, Servers, running_servers
 
 pytestmark = pytest.mark.e2e
 

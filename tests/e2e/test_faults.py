@@ -23,8 +23,8 @@ import psutil
 import pytest
 import requests
 
+from scripts.harness import ACTIONS_TOKEN, BIN, MODEL, ROOT, Servers, free_port, running_servers, wait_until_up
 from tests.fakes.raising_actions import FAULT
-from tests.harness import ACTIONS_TOKEN, BIN, MODEL, ROOT, Servers, free_port, running_servers, wait_until_up
 
 pytestmark = pytest.mark.e2e
 

@@ -18,11 +18,11 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scripts.harness import MODEL, ROOT, Servers, free_port, running_servers
 from tests.fakes import telegram as fake_telegram
 from tests.fakes.channels import fake_channel_credentials
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
-from tests.harness import MODEL, ROOT, Servers, free_port, running_servers
 from tests.helpers import config_with_generation
 
 pytestmark = pytest.mark.e2e

@@ -25,7 +25,7 @@ import pytest
 import requests
 import yaml
 
-from tests.harness import BIN, ROOT, _stop, free_port, wait_until_up
+from scripts.harness import BIN, ROOT, _stop, free_port, wait_until_up
 
 pytestmark = pytest.mark.e2e
 

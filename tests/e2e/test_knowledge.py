@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterator
 import pytest
 import yaml
 
-from tests.harness import ROOT, Servers, running_servers
+from scripts.harness import ROOT, Servers, running_servers
 
 TINY = ROOT / "tests" / "data" / "corpora"
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.harness import MODEL, MODEL_ALIAS, ROOT, running_llm_server, running_servers
+from scripts.harness import MODEL, MODEL_ALIAS, ROOT, running_llm_server, running_servers
 from tests.helpers import NO_RETRIEVAL, config_with_generation
 
 pytestmark = pytest.mark.e2e

@@ -159,7 +159,7 @@ def test_a_long_conversation_still_reaches_its_actions(servers):
     every custom action of the conversation failed. A 2 MB tracker, as Rasa would send it:"""
     import requests
 
-    from tests.harness import ACTIONS_TOKEN
+    from scripts.harness import ACTIONS_TOKEN
 
     padding = [{"event": "user", "text": f"turn {i} " + "x" * 900, "parse_data": {}} for i in range(2200)]
     call = {

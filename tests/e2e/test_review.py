@@ -17,8 +17,8 @@ import pytest
 import requests
 import yaml
 
+from scripts.harness import BIN, REVIEW_SECRET, ROOT
 from tests.e2e.test_web_chat import CHROMIUM, CHROMIUM_ARGS, expect
-from tests.harness import BIN, REVIEW_SECRET, ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -26,7 +26,7 @@ import pytest
 import redis
 import requests
 
-from tests.harness import MODEL, Servers, free_port, running_scale_profile
+from scripts.harness import MODEL, Servers, free_port, running_scale_profile
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, List
 import psycopg2
 import pytest
 
-from tests.harness import MODEL, PG, Servers, rabbit_connection, running_scale_profile
+from scripts.harness import MODEL, PG, Servers, rabbit_connection, running_scale_profile
 
 pytestmark = pytest.mark.e2e
 
@@ -101,7 +101,7 @@ def test_the_review_page_reads_postgresql_and_both_processes_share_the_ratings(s
     store, ratings in their own tables of the same database, seen by either process."""
     import requests
 
-    from tests.harness import REVIEW_SECRET
+    from scripts.harness import REVIEW_SECRET
 
     servers: Servers = scaled["servers"]
     first, second = servers.rasa_urls

@@ -11,7 +11,7 @@ from typing import List, Optional
 import pytest
 import requests
 
-from tests.harness import HTTP_TIMEOUT_S
+from scripts.harness import HTTP_TIMEOUT_S
 
 pytestmark = pytest.mark.e2e
 

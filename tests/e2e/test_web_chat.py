@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ROOT
+from scripts.harness import ROOT
 
 pytestmark = pytest.mark.e2e
 

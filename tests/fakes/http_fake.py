@@ -8,7 +8,7 @@ from typing import Optional
 
 from aiohttp import web
 
-from tests.harness import free_port
+from scripts.harness import free_port
 
 
 class ThreadedServer:
