@@ -131,6 +131,7 @@ def test_promotion_is_refused_when_the_rail_pass_rate_drops():
     assert not ok and "dropped from 90.0% to 85.0%" in reason
 
 
+@pytest.mark.e2e  # the whole fine-tuning pipeline (about 25 s): the end-to-end tier
 async def test_whole_pipeline_with_a_tiny_model(tmp_path, tiny_base, monkeypatch, domain):
     url = await build_tracker_store(tmp_path / "tracker.db")
     prompts = tmp_path / "prompts.txt"

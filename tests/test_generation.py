@@ -116,6 +116,7 @@ def test_missing_model_gives_advice(tmp_path):
         load_model(settings)
 
 
+@pytest.mark.e2e  # a whole pipeline: the GGUF converted and loaded by transformers (about 45 s)
 @pytest.mark.skipif(not DEFAULT_GGUF.exists(), reason="run `make setup` to fetch the default model")
 def test_real_default_model_loads_offline_from_the_converted_cache_and_answers_in_english(caplog):
     """Uses the cache `make setup` filled (no second conversion per test run)."""

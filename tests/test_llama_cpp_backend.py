@@ -105,6 +105,7 @@ def test_concurrent_calls_are_serialised(default_generator):
     assert len(results) == 3 and len({r.raw for r in results}) == 1
 
 
+@pytest.mark.e2e  # a whole pipeline: llama.cpp's converter, then both backends generate (about 25 s)
 def test_a_transformers_model_folder_converted_to_gguf_answers_like_transformers(tmp_path):
     """The conversion `make finetune` runs on promotion: a safetensors folder (here the default
     model as transformers holds it, the stand-in for a tuned one) to GGUF with llama.cpp's
