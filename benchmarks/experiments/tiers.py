@@ -96,8 +96,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         stopped = tier(s, configured["strong"], configured["moderate"], configured.get("intent_strong") or 1.01,
                        configured.get("intent_moderate")) is not None
         per_group.setdefault(group, []).append(int(stopped))
+    at = (configured["strong"], configured["moderate"], configured.get("intent_strong") or 1.01,
+          configured.get("intent_moderate"))
+    t_configured = [tier(s, *at) for s in em]
     print(json.dumps({"emergencies": len(em), "benign": len(benign), "frontier": best,
-                      "configured": configured, "configured_benign_stopped_per_group": {
+                      "configured": configured,
+                      "configured_emergencies_caught": round(sum(t is not None for t in t_configured) / len(em), 4),
+                      "configured_emergencies_strong": round(sum(t == "strong" for t in t_configured) / len(em), 4),
+                      "configured_benign_stopped_per_group": {
                           g: round(sum(v) / len(v), 4) for g, v in per_group.items()}}, indent=1))
     return 0
 
