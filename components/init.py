@@ -58,6 +58,9 @@ OLD_PATHS = {
     "components.stores": "rasa_safe_hybrid.stores",
     "components.channels": "rasa_safe_hybrid.channels",
     "components.install": "rasa_safe_hybrid.init",
+    # the shared core kept its place in the package
+    **{f"components.{name}": f"rasa_safe_hybrid.{name}"
+       for name in ("guardrails", "generation", "retrieval", "config", "embeddings", "emergency")},
 }
 MIGRATED_FILES = ("config.yml", "endpoints.yml", "credentials.yml")
 RASA_DEFAULT_CONFIG = "rasa/engine/recipes/config_files/default_config.yml"
@@ -193,8 +196,6 @@ class Installer:
                 continue
             text = path.read_text("utf-8")
             new = pattern.sub(lambda m: OLD_PATHS[m.group(1)], text)
-            new = re.sub(r"(?<![\w.])components\.(guardrails|generation|retrieval|config|embeddings|emergency)\b",
-                         r"rasa_safe_hybrid.\1", new)
             if new != text:
                 count = sum(a != b for a, b in zip(text.splitlines(), new.splitlines(), strict=False))
                 self._note(f"{path.relative_to(self.project)}: rewrote {count} line(s) from the copied plugin's "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import sys
@@ -74,7 +75,7 @@ def export(args: argparse.Namespace) -> int:
         nlu_file: (out.nlu_yaml(examples), sum(len(v) for v in examples.values())),
         project / "tests" / "reviewed_stories.yml": (out.story_yaml(tests), len(tests)),
         project / "finetune" / "data" / "reviewed.jsonl": (
-            "".join(__import__("json").dumps(r, ensure_ascii=False) + "\n" for r in tuning),
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in tuning),
             len(tuning),
         ),
         project / "finetune" / "data" / "guards" / "reviewed.tsv": (

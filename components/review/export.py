@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import yaml
+from rasa.shared.nlu.training_data.entities_parser import replace_entities
 
 # A redacted placeholder ([EMAIL], [PHONE], ...): an example with one would teach the placeholder.
 PLACEHOLDER = re.compile(r"\[[A-Z_]{3,}\]")
@@ -81,9 +82,7 @@ def existing_examples(nlu_dir: Path, skip: Path) -> Dict[str, str]:
         for block in (yaml.safe_load(path.read_text("utf-8")) or {}).get("nlu") or []:
             for line in str(block.get("examples") or "").splitlines():
                 if line.strip().startswith("- ") and block.get("intent"):
-                    text = re.sub(r"\[([^\]]+)\]\([^)]*\)|\[([^\]]+)\]\{[^}]*\}",
-                                  lambda m: m.group(1) or m.group(2), line.strip()[2:])
-                    known[text.strip().lower()] = block["intent"]
+                    known[replace_entities(line.strip()[2:]).strip().lower()] = block["intent"]
     return known
 
 
